@@ -1,0 +1,248 @@
+"""The CQT cache: float16 log-CQTs in memory-mapped NumPy shards, indexed by SQLite.
+
+Layout of a cache folder:
+
+    index.sqlite            tables meta, shards, tracks, skipped
+    shards/shard-000000.npy (frames, 84) float16; a track is a contiguous run of rows
+
+Shards are time-major so that a crop is one contiguous read. A shard is written to a
+temporary name, fsync'd, renamed, and only then are its tracks committed to the index:
+a killed run never leaves a track in the index that points at a partial shard, and the
+next run deletes temporaries and shards the index does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+INDEX_NAME = "index.sqlite"
+SHARD_DIR = "shards"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shards (
+    id INTEGER PRIMARY KEY, file TEXT NOT NULL, frames INTEGER NOT NULL,
+    nbytes INTEGER NOT NULL, crc32 INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tracks (
+    track_id TEXT PRIMARY KEY, source TEXT NOT NULL, shard INTEGER NOT NULL REFERENCES shards(id),
+    offset INTEGER NOT NULL, frames INTEGER NOT NULL, duration REAL NOT NULL, metadata TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS skipped (track_id TEXT PRIMARY KEY, source TEXT NOT NULL, reason TEXT NOT NULL);
+"""
+
+
+class CacheError(Exception):
+    """A cache folder that is missing, from another format, or damaged."""
+
+
+@dataclass
+class Track:
+    """One analysed track, ready to be written: `spec` is (frames, 84) float16."""
+
+    track_id: str
+    source: str
+    spec: np.ndarray
+    duration: float
+    metadata: dict
+
+
+def _connect(root: Path, readonly: bool) -> sqlite3.Connection:
+    path = root / INDEX_NAME
+    if readonly:
+        if not path.is_file():
+            raise CacheError(f"{root} is not an S3T cache: no {INDEX_NAME} (run `s3t prepare` first)")
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return sqlite3.connect(path)
+
+
+class CacheWriter:
+    """Appends tracks to a cache, one atomically committed shard at a time.
+
+    `meta` describes how the CQTs were made; reopening a cache with different meta is an
+    error (mixing time compressions in one cache would silently corrupt training).
+    """
+
+    def __init__(self, root: str | Path, meta: dict, shard_mb: float = 128.0):
+        self.root = Path(root)
+        (self.root / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+        self.db = _connect(self.root, readonly=False)
+        self.db.executescript(_SCHEMA)
+        self._check_meta({"format_version": FORMAT_VERSION, **meta})
+        self.shard_bytes = int(shard_mb * 2**20)
+        self._pending: list[Track] = []
+        self._pending_bytes = 0
+        self._remove_orphans()
+
+    def _check_meta(self, meta: dict) -> None:
+        stored = dict(self.db.execute("SELECT key, value FROM meta"))
+        wanted = {k: json.dumps(v) for k, v in meta.items()}
+        if stored and stored != wanted:
+            diff = {k: (json.loads(stored.get(k, "null")), meta.get(k)) for k in wanted if stored.get(k) != wanted[k]}
+            raise CacheError(f"{self.root} was prepared with other settings (stored, requested): {diff}")
+        with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", wanted.items())
+
+    def _remove_orphans(self) -> None:
+        known = {row[0] for row in self.db.execute("SELECT file FROM shards")}
+        for path in (self.root / SHARD_DIR).iterdir():
+            if path.name not in known:
+                log.info("removing %s left by an interrupted run", path)
+                path.unlink()
+
+    def done_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT track_id FROM tracks")}
+
+    def add(self, track: Track) -> None:
+        self._pending.append(track)
+        self._pending_bytes += track.spec.nbytes
+        if self._pending_bytes >= self.shard_bytes:
+            self.flush()
+
+    def skip(self, track_id: str, source: str, reason: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?)", (track_id, source, reason))
+
+    def flush(self) -> None:
+        """Write pending tracks as one shard, then commit them to the index."""
+        if not self._pending:
+            return
+        shard_id = self.db.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM shards").fetchone()[0]
+        name = f"shard-{shard_id:06d}.npy"
+        frames, nbytes, crc = _write_shard(self.root / SHARD_DIR / name, [t.spec for t in self._pending])
+        rows, offset = [], 0
+        for t in self._pending:
+            rows.append((t.track_id, t.source, shard_id, offset, len(t.spec), t.duration, json.dumps(t.metadata)))
+            offset += len(t.spec)
+        with self.db:  # one transaction: the shard and all its tracks, or nothing
+            self.db.execute("INSERT INTO shards VALUES (?, ?, ?, ?, ?)", (shard_id, name, frames, nbytes, crc))
+            self.db.executemany("INSERT OR REPLACE INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("DELETE FROM skipped WHERE track_id = ?", [(r[0],) for r in rows])
+        self._pending, self._pending_bytes = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()
+
+
+def _write_shard(path: Path, specs: list[np.ndarray]) -> tuple[int, int, int]:
+    """Write specs as one (frames, 84) .npy atomically; return (frames, bytes, crc32)."""
+    frames = sum(len(s) for s in specs)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+              "fortran_order": False, "shape": (frames, specs[0].shape[1])}
+    tmp = path.with_name(path.name + ".tmp")
+    crc = 0
+    with open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for s in specs:
+            data = np.ascontiguousarray(s, dtype=np.float16).tobytes()
+            crc = zlib.crc32(data, crc)
+            f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return frames, path.stat().st_size, crc
+
+
+class Cache:
+    """Random access to a prepared cache without loading whole shards.
+
+    Tracks are ordered by track id. Shards are memory-mapped lazily in each process, so a
+    Cache can be handed to DataLoader workers or DDP ranks and read from all at once.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        db = _connect(self.root, readonly=True)
+        try:
+            self.meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+            if self.meta.get("format_version") != FORMAT_VERSION:
+                raise CacheError(f"{self.root}: cache format {self.meta.get('format_version')}, "
+                                 f"this S3T reads format {FORMAT_VERSION}")
+            self._shards = {row[0]: row[1:] for row in db.execute("SELECT id, file, frames, nbytes, crc32 FROM shards")}
+            rows = db.execute("SELECT track_id, shard, offset, frames, duration FROM tracks ORDER BY track_id").fetchall()
+            self.skipped = dict(db.execute("SELECT source, reason FROM skipped"))
+        finally:
+            db.close()
+        self.track_ids = [r[0] for r in rows]
+        self._pos = {t: i for i, t in enumerate(self.track_ids)}
+        self.shard = np.array([r[1] for r in rows], dtype=np.int64)
+        self.offset = np.array([r[2] for r in rows], dtype=np.int64)
+        self.frames = np.array([r[3] for r in rows], dtype=np.int64)
+        self.durations = np.array([r[4] for r in rows], dtype=np.float64)
+        self._maps: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_maps": {}}  # memory maps are reopened in each process
+
+    def index_of(self, track_id: str) -> int:
+        try:
+            return self._pos[track_id]
+        except KeyError:
+            raise KeyError(f"track {track_id!r} is not in the cache {self.root}") from None
+
+    def _map(self, shard: int) -> np.ndarray:
+        if shard not in self._maps:
+            file, frames, nbytes, _ = self._shards[shard]
+            path = self.root / SHARD_DIR / file
+            size = path.stat().st_size if path.exists() else -1
+            if size != nbytes:
+                raise CacheError(f"{path}: {size} bytes on disk, the index says {nbytes}: the shard is damaged "
+                                 "(delete the cache and prepare again)")
+            self._maps[shard] = np.load(path, mmap_mode="r")
+        return self._maps[shard]
+
+    def crop(self, i: int, start: int, length: int) -> np.ndarray:
+        """Frames [start, start + length) of track i as a (84, length) float16 array."""
+        if not 0 <= start and start + length <= self.frames[i]:
+            raise IndexError(f"crop [{start}, {start + length}) outside track {i} of {self.frames[i]} frames")
+        base = self.offset[i]
+        return self._map(int(self.shard[i]))[base + start : base + start + length].T
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """The whole track i as a (84, frames) float16 array (a view of the memory map)."""
+        return self.crop(i, 0, int(self.frames[i]))
+
+    def random_crop(self, i: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        """A crop of `length` frames at a uniform position (the whole track if shorter)."""
+        length = min(length, int(self.frames[i]))
+        start = int(rng.integers(0, self.frames[i] - length + 1))
+        return self.crop(i, start, length)
+
+    def metadata(self, i: int) -> dict:
+        """Source path, duration and the manifest's extra columns of track i."""
+        db = _connect(self.root, readonly=True)
+        try:
+            source, meta = db.execute("SELECT source, metadata FROM tracks WHERE track_id = ?",
+                                      (self.track_ids[i],)).fetchone()
+        finally:
+            db.close()
+        return {"track_id": self.track_ids[i], "source": source, "duration": float(self.durations[i]),
+                **json.loads(meta)}
+
+    def verify(self) -> None:
+        """Check every shard's size and CRC-32 against the index; raise CacheError on a mismatch."""
+        rows_per_read = 1 << 18  # ~44 MB at a time, whatever the shard size
+        for shard, (file, _, _, crc) in self._shards.items():
+            arr, value = self._map(shard), 0
+            for start in range(0, len(arr), rows_per_read):
+                value = zlib.crc32(np.ascontiguousarray(arr[start : start + rows_per_read]).tobytes(), value)
+            if value != crc:
+                raise CacheError(f"{self.root / SHARD_DIR / file}: checksum mismatch, the shard is damaged")
+
+
+def open_cache(root: str | Path) -> Cache:
+    """Open a cache folder written by `s3t prepare` for reading."""
+    return Cache(root)

@@ -1,0 +1,192 @@
+"""`s3t prepare`: decode a corpus once into the CQT cache, in parallel and resumably."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from s3t import audio
+from s3t.cache import CacheWriter, Track
+
+log = logging.getLogger(__name__)
+
+
+class InputError(Exception):
+    """An input folder or manifest that cannot be used; the message says the expected form."""
+
+
+@dataclass(frozen=True)
+class Source:
+    track_id: str
+    path: str
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class PrepareSummary:
+    written: int = 0
+    already_done: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # source path -> reason
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def __str__(self) -> str:
+        lines = [f"tracks written: {self.written} ({self.audio_seconds / 3600:.2f} h of audio) "
+                 f"in {self.wall_seconds:.1f} s; already in the cache: {self.already_done}; "
+                 f"skipped: {len(self.skipped)}"]
+        lines += [f"  skipped {path}: {reason}" for path, reason in sorted(self.skipped.items())]
+        return "\n".join(lines)
+
+
+def list_sources(input_path: str | Path) -> list[Source]:
+    """Audio files of a folder (recursive, sorted) or the rows of a CSV manifest.
+
+    A manifest needs a `path` column (relative paths are read from the manifest's folder);
+    its other columns are kept as metadata. Track ids are paths relative to the folder, or
+    the manifest's `path` values as written.
+    """
+    root = Path(input_path)
+    if root.is_dir():
+        return _list_folder(root)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return _list_manifest(root)
+    raise InputError(f"{root}: expected a folder of audio files or a CSV manifest with a 'path' column")
+
+
+def _list_folder(root: Path) -> list[Source]:
+    sources = []
+    for folder, dirs, files in os.walk(root):  # does not follow symlinked folders: no loops
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(audio.AUDIO_EXTENSIONS):
+                path = Path(folder) / name
+                sources.append(Source(path.relative_to(root).as_posix(), str(path)))
+    if not sources:
+        raise InputError(f"{root}: no audio files found (looked recursively for {', '.join(audio.AUDIO_EXTENSIONS)})")
+    return sources
+
+
+def _list_manifest(manifest: Path) -> list[Source]:
+    with open(manifest, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "path" not in reader.fieldnames:
+            raise InputError(f"{manifest}: a manifest needs a header with a 'path' column, "
+                             f"e.g. 'path,label,split'; found {reader.fieldnames}")
+        sources = []
+        for line, row in enumerate(reader, start=2):
+            value = (row.pop("path") or "").strip()
+            if not value:
+                raise InputError(f"{manifest}:{line}: empty 'path'")
+            path = Path(value) if os.path.isabs(value) else manifest.parent / value
+            sources.append(Source(value, str(path), {k: v for k, v in row.items() if k is not None}))
+    if not sources:
+        raise InputError(f"{manifest}: the manifest lists no files")
+    if len({s.track_id for s in sources}) != len(sources):
+        raise InputError(f"{manifest}: a path is listed twice; each track must appear once")
+    return sources
+
+
+def log_cqt_frames(wave: np.ndarray | torch.Tensor, time_compression: int, device: str = "cpu") -> np.ndarray:
+    """Mono 22,050 Hz wave (N,) -> time-major float16 log-CQT (frames, 84), as cached."""
+    x = torch.as_tensor(wave, device=device)
+    mag = audio.cqt(x, log=False)  # (1, 84, T)
+    spec = audio.amplitude_to_db(audio.compress_time(mag, time_compression))[0]  # (84, T')
+    return spec.T.to(torch.float16).cpu().numpy()
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # parallelism comes from the worker processes
+
+
+def _work(task: tuple[Source, int, bool]):
+    """Decode (and, when `analyse`, transform) one source; never raises."""
+    source, time_compression, analyse = task
+    try:
+        wave = audio.load_audio(source.path)
+        if len(wave) < audio.HOP_LENGTH:
+            raise audio.AudioError(source.path, f"too short: {len(wave)} samples, less than one hop "
+                                                f"({audio.HOP_LENGTH} samples at {audio.SAMPLE_RATE} Hz)")
+        duration = len(wave) / audio.SAMPLE_RATE
+        payload = log_cqt_frames(wave, time_compression) if analyse else wave
+        return source, payload, duration, None
+    except audio.AudioError as e:
+        return source, None, 0.0, e.reason
+    except Exception as e:  # one bad file must never stop a run over many good ones
+        return source, None, 0.0, f"unexpected {type(e).__name__}: {e}"
+
+
+def cache_meta(time_compression: int) -> dict:
+    """How a cache's CQTs were computed; stored in its index and checked on resume."""
+    return {"sample_rate": audio.SAMPLE_RATE, "hop_length": audio.HOP_LENGTH, "n_bins": audio.N_BINS,
+            "bins_per_octave": audio.BINS_PER_OCTAVE, "fmin": audio.FMIN, "floor_db": audio.FLOOR_DB,
+            "time_compression": time_compression,
+            "frame_rate": audio.SAMPLE_RATE / audio.HOP_LENGTH / time_compression}
+
+
+def prepare(
+    input_path: str | Path,
+    out: str | Path,
+    workers: int = 2,
+    time_compression: int = 1,
+    device: str = "cpu",
+    shard_mb: float = 128.0,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Write the log-CQT of every source under `input_path` into the cache at `out`.
+
+    Resumable: tracks already in the cache are skipped. Unreadable files are skipped with
+    one warning each and listed in the summary. `workers=0` runs in this process. With a
+    CUDA `device`, workers only decode and the CQT runs on the GPU in this process.
+    """
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    start = time.perf_counter()
+    sources = list_sources(input_path)
+    writer = CacheWriter(out, cache_meta(time_compression), shard_mb=shard_mb)
+    summary = PrepareSummary()
+    try:
+        done = writer.done_ids()
+        todo = [s for s in sources if s.track_id not in done]
+        summary.already_done = len(sources) - len(todo)
+        analyse_in_worker = not device.startswith("cuda")
+        tasks = ((s, time_compression, analyse_in_worker) for s in todo)
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker) if workers else None
+        bar = tqdm(total=len(todo), unit="track", disable=not progress, desc="prepare")
+        with pool or contextlib.nullcontext(), logging_redirect_tqdm(), bar:
+            for source, payload, duration, error in pool.imap_unordered(_work, tasks) if pool else map(_work, tasks):
+                bar.update()
+                if error is not None:
+                    log.warning("skipped %s: %s", source.path, error)
+                    summary.skipped[source.path] = error
+                    writer.skip(source.track_id, source.path, error)
+                    continue
+                spec = payload if analyse_in_worker else log_cqt_frames(payload, time_compression, device)
+                writer.add(Track(source.track_id, source.path, spec, duration, source.metadata))
+                summary.written += 1
+                summary.audio_seconds += duration
+                bar.set_postfix(hours=f"{summary.audio_seconds / 3600:.2f}")
+    finally:
+        writer.close()
+    summary.wall_seconds = time.perf_counter() - start
+    _save_summary(Path(out), summary)
+    return summary
+
+
+def _save_summary(out: Path, summary: PrepareSummary) -> None:
+    record = {"written": summary.written, "already_done": summary.already_done, "skipped": summary.skipped,
+              "audio_hours": summary.audio_seconds / 3600, "wall_seconds": summary.wall_seconds}
+    tmp = out / "last_prepare.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, out / "last_prepare.json")
