@@ -1,0 +1,67 @@
+"""Pre-processors (paper section 2.4): fit an (F, T) spectrogram into the square model input.
+
+Time folding (default): cut time into n equal segments and stack them along frequency,
+84 × 768 -> 252 × 256, then pad the top with the floor value to 256 × 256 (84 bins cannot
+fold to an exact square). Frequency tiling: repeat along frequency and keep the lowest
+rows, 84 × 256 -> 256 × 256.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from s3t.audio import FLOOR_DB
+
+
+def fold_time(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(…, F, T) -> (…, F·n, T/n): segment k of time occupies rows k·F … (k+1)·F − 1."""
+    F, T = x.shape[-2:]
+    if n < 1 or T % n:
+        raise ValueError(f"fold_time: {T} frames do not split into {n} equal segments")
+    segments = x.unflatten(-1, (n, T // n))  # (…, F, n, T/n)
+    return segments.transpose(-3, -2).flatten(-3, -2)  # (…, n·F, T/n)
+
+
+def tile_frequency(x: torch.Tensor, n: int, size: int) -> torch.Tensor:
+    """(…, F, T) -> (…, size, T): repeat along frequency n times, keep the lowest `size` rows."""
+    F = x.shape[-2]
+    if F * n < size:
+        raise ValueError(f"tile_frequency: {n} copies of {F} bins give {F * n} rows, fewer than {size}")
+    reps = [1] * x.ndim
+    reps[-2] = n
+    return x.repeat(*reps)[..., :size, :]
+
+
+def pad_frequency(x: torch.Tensor, size: int, value: float = FLOOR_DB) -> torch.Tensor:
+    """(…, F, T) -> (…, size, T), padding above the highest bin with `value` (silence)."""
+    F = x.shape[-2]
+    if F > size:
+        raise ValueError(f"pad_frequency: {F} rows do not fit in {size}")
+    return torch.nn.functional.pad(x, (0, 0, 0, size - F), value=value)
+
+
+PREPROCESSORS = ("time_fold", "freq_tile")
+
+
+def input_frames(preprocessor: str, size: int = 256, n: int | None = None) -> int:
+    """How many CQT frames a pre-processor turns into a size × size input (768 / 256 by default)."""
+    if preprocessor == "time_fold":
+        return size * (n or 3)
+    if preprocessor == "freq_tile":
+        return size
+    raise ValueError(f"unknown pre-processor {preprocessor!r}; expected one of {PREPROCESSORS}")
+
+
+def to_model_input(x: torch.Tensor, preprocessor: str = "time_fold", size: int = 256,
+                   n: int | None = None) -> torch.Tensor:
+    """(B, F, input_frames) log-CQTs -> (B, 1, size, size) model input."""
+    if preprocessor == "time_fold":
+        y = pad_frequency(fold_time(x, n or 3), size)
+    elif preprocessor == "freq_tile":
+        y = tile_frequency(x, n or 4, size)
+    else:
+        raise ValueError(f"unknown pre-processor {preprocessor!r}; expected one of {PREPROCESSORS}")
+    if y.shape[-2:] != (size, size):
+        raise ValueError(f"{preprocessor} turned {tuple(x.shape[-2:])} into {tuple(y.shape[-2:])}, "
+                         f"not {size} × {size}: give it {input_frames(preprocessor, size, n)} frames")
+    return y.unsqueeze(-3)

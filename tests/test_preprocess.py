@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from s3t.audio import FLOOR_DB
+from s3t.preprocess import fold_time, input_frames, pad_frequency, tile_frequency, to_model_input
+
+
+def test_fold_time_layout_on_arange():
+    F, T, n = 4, 6, 3
+    x = torch.arange(F * T).view(F, T)  # x[f, t] = f·T + t
+    y = fold_time(x, n)
+    assert y.shape == (F * n, T // n)
+    for k in range(n):  # segment k occupies rows k·F … (k+1)·F − 1
+        assert torch.equal(y[k * F : (k + 1) * F], x[:, k * (T // n) : (k + 1) * (T // n)])
+
+
+def test_fold_time_batched_paper_shape():
+    x = torch.randn(2, 84, 768)
+    y = fold_time(x, 3)
+    assert y.shape == (2, 252, 256)
+    assert torch.equal(y[1, 84:168], x[1, :, 256:512])
+    with pytest.raises(ValueError, match="768 frames do not split into 5"):
+        fold_time(x, 5)
+
+
+def test_tile_frequency_layout_on_arange():
+    F, T = 3, 5
+    x = torch.arange(F * T).view(F, T)
+    y = tile_frequency(x, 3, 7)
+    assert y.shape == (7, T)
+    for row in range(7):
+        assert torch.equal(y[row], x[row % F])
+    assert tile_frequency(torch.randn(84, 256), 4, 256).shape == (256, 256)
+    with pytest.raises(ValueError, match="fewer than 256"):
+        tile_frequency(torch.randn(84, 256), 3, 256)
+
+
+def test_pad_frequency_fills_the_top_with_the_floor():
+    x = torch.randn(2, 252, 256)
+    y = pad_frequency(x, 256)
+    assert y.shape == (2, 256, 256)
+    assert torch.equal(y[:, :252], x) and torch.all(y[:, 252:] == FLOOR_DB)
+
+
+@pytest.mark.parametrize("pre, frames", [("time_fold", 768), ("freq_tile", 256)])
+def test_to_model_input(pre, frames):
+    assert input_frames(pre) == frames
+    x = torch.randn(3, 84, frames)
+    y = to_model_input(x, pre)
+    assert y.shape == (3, 1, 256, 256)
+    with pytest.raises(ValueError, match=f"give it {frames} frames"):
+        to_model_input(torch.randn(3, 84, frames // 2 * 2 + (6 if pre == "time_fold" else 2)), pre)
+    with pytest.raises(ValueError, match="unknown pre-processor"):
+        to_model_input(x, "fold")
