@@ -157,3 +157,13 @@ def test_cqt_of_written_file_roundtrip(tmp_path):
     out = cqt(load_audio(path))
     assert out.shape == (1, 84, audio.n_frames(44100))
     assert torch.isfinite(out).all() and out.max() > -40
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cqt_on_gpu_matches_cpu():
+    x = torch.from_numpy(np.stack([synth_music(5.0, seed=s) for s in range(4)]))
+    cpu = cqt(x, log=False)
+    gpu = cqt(x.cuda(), log=False)
+    assert gpu.device.type == "cuda"
+    assert rel_err(gpu.cpu().numpy(), cpu.numpy()) < 1e-4

@@ -126,6 +126,7 @@ class CQT(torch.nn.Module):
         return torch.cat(parts, dim=1) * self.scale  # (B, 84, T)
 
 
+_CPU_CHUNK = 8
 _CQT_BY_DEVICE: dict[torch.device, CQT] = {}
 _CQT_LOCK = threading.Lock()
 
@@ -160,7 +161,10 @@ def cqt(waves: torch.Tensor | np.ndarray, log: bool = True) -> torch.Tensor:
         x = x[None]
     if x.ndim != 2:
         raise ValueError(f"waves must be (B, N) or (N,), got shape {tuple(x.shape)}")
-    mag = _cqt_module(x.device)(x)  # (B, 84, T)
+    module = _cqt_module(x.device)
+    # On CPU, batches of more than ~8 clips fall out of cache and get slower per clip.
+    chunk = len(x) if x.device.type != "cpu" else _CPU_CHUNK
+    mag = torch.cat([module(part) for part in x.split(chunk)])  # (B, 84, T)
     return amplitude_to_db(mag) if log else mag
 
 

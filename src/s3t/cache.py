@@ -206,7 +206,7 @@ class Cache:
 
     def crop(self, i: int, start: int, length: int) -> np.ndarray:
         """Frames [start, start + length) of track i as a (84, length) float16 array."""
-        if not 0 <= start and start + length <= self.frames[i]:
+        if start < 0 or length < 0 or start + length > self.frames[i]:
             raise IndexError(f"crop [{start}, {start + length}) outside track {i} of {self.frames[i]} frames")
         base = self.offset[i]
         return self._map(int(self.shard[i]))[base + start : base + start + length].T

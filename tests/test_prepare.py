@@ -1,0 +1,251 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audio_fixtures import write_broken_files, write_music
+from s3t import audio
+from s3t.cache import CacheError, open_cache
+from s3t.prepare import InputError, list_sources, log_cqt_frames, prepare
+
+
+def make_corpus(root: Path, n: int = 6, seconds: float = 3.0) -> list[Path]:
+    exts = [".wav", ".flac", ".ogg", ".mp3"]
+    return [write_music(root / f"artist{i % 2}" / f"song {i}{exts[i % 4]}", seconds=seconds, sr=44100,
+                        channels=1 + i % 2, seed=i) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    make_corpus(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cache")
+    prepare(corpus, out, workers=0, progress=False)
+    return out
+
+
+def test_cache_holds_the_log_cqt_of_every_track(corpus, prepared):
+    cache = open_cache(prepared)
+    assert len(cache) == 6
+    assert cache.track_ids == sorted(s.track_id for s in list_sources(corpus))
+    for i, track_id in enumerate(cache.track_ids):
+        wave = audio.load_audio(corpus / track_id)
+        expected = log_cqt_frames(wave, 1).T  # (84, T) float16
+        got = cache[i]
+        assert got.shape == (84, audio.n_frames(len(wave))) and got.dtype == np.float16
+        np.testing.assert_array_equal(got, expected)
+        assert cache.durations[i] == pytest.approx(len(wave) / 22050)
+    assert cache.meta["time_compression"] == 1 and cache.meta["floor_db"] == audio.FLOOR_DB
+
+
+def test_cached_values_match_the_float32_cqt(corpus, prepared):
+    cache = open_cache(prepared)
+    wave = audio.load_audio(corpus / cache.track_ids[0])
+    ref = audio.cqt(wave)[0].numpy()
+    np.testing.assert_allclose(cache[0].astype(np.float32), ref, atol=0.07)  # float16 at |x| <= 128
+
+
+def test_crops_are_views_of_the_track(prepared):
+    cache = open_cache(prepared)
+    whole = np.array(cache[2])
+    np.testing.assert_array_equal(cache.crop(2, 10, 50), whole[:, 10:60])
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        c = cache.random_crop(2, 40, rng)
+        assert c.shape == (84, 40)
+        starts = [s for s in range(whole.shape[1] - 39) if np.array_equal(whole[:, s : s + 40], c)]
+        assert starts
+    assert cache.random_crop(2, 10**6, rng).shape == whole.shape  # longer than the track: all of it
+    with pytest.raises(IndexError):
+        cache.crop(2, whole.shape[1] - 5, 10)
+
+
+def test_resume_skips_done_tracks(corpus, prepared):
+    summary = prepare(corpus, prepared, workers=0, progress=False)
+    assert summary.written == 0 and summary.already_done == 6
+    assert len(open_cache(prepared)) == 6
+
+
+def test_parallel_workers_give_the_same_cache(corpus, prepared, tmp_path):
+    # `prepared` ran the CQT on 2 threads in this process first: the forked workers must not hang
+    summary = prepare(corpus, tmp_path, workers=2, shard_mb=0.05, progress=False)
+    assert summary.written == 6
+    a, b = open_cache(prepared), open_cache(tmp_path)
+    assert a.track_ids == b.track_ids
+    assert len(list((tmp_path / "shards").iterdir())) > 1  # small shards: several were written
+    for i in range(len(a)):
+        np.testing.assert_array_equal(a[i], b[i])
+
+
+def test_bad_files_are_skipped_and_named(corpus, tmp_path, caplog):
+    folder = tmp_path / "mixed"
+    make_corpus(folder, n=3)
+    broken = write_broken_files(folder / "bad")
+    summary = prepare(folder, tmp_path / "cache", workers=0, progress=False)
+    assert summary.written == 3
+    assert set(summary.skipped) == {str(p) for p in broken.values()}
+    assert "less than one hop" in summary.skipped[str(broken["too_short"])]
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == len(broken)  # one warning per bad file
+    for path in broken.values():
+        assert sum(str(path) in r.getMessage() for r in warnings) == 1
+    assert open_cache(tmp_path / "cache").skipped.keys() == summary.skipped.keys()
+
+
+def test_time_compression_pools_frames(corpus, tmp_path):
+    prepare(corpus, tmp_path, workers=0, time_compression=100, progress=False)
+    cache = open_cache(tmp_path)
+    wave = audio.load_audio(corpus / cache.track_ids[0])
+    frames = audio.n_frames(len(wave))
+    assert cache.frames[0] == -(-frames // 100)
+    mag = audio.cqt(wave, log=False)
+    expected = audio.amplitude_to_db(mag[..., :100].mean(-1))[0]  # first window: plain mean of 100 frames
+    np.testing.assert_allclose(cache[0][:, 0].astype(np.float32), expected.numpy(), atol=0.07)
+    assert cache.meta["frame_rate"] == pytest.approx(22050 / 512 / 100)
+    with pytest.raises(CacheError, match="time_compression"):
+        prepare(corpus, tmp_path, workers=0, time_compression=10, progress=False)
+
+
+def test_manifest_keeps_metadata_and_resolves_relative_paths(corpus, tmp_path):
+    files = sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*.*"))
+    manifest = corpus / "manifest.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "split"])
+        for i, rel in enumerate(files):
+            w.writerow([rel, f"class{i % 3}", "train" if i < 4 else "test"])
+    try:
+        prepare(manifest, tmp_path, workers=0, progress=False)
+    finally:
+        manifest.unlink()
+    cache = open_cache(tmp_path)
+    assert cache.track_ids == files
+    meta = cache.metadata(cache.index_of(files[4]))
+    assert meta["label"] == "class1" and meta["split"] == "test" and meta["source"] == str(corpus / files[4])
+
+
+def test_bad_inputs_fail_with_the_expected_form(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no audio files found"):
+        list_sources(tmp_path / "empty")
+    bad = tmp_path / "m.csv"
+    bad.write_text("file,label\na.wav,x\n")
+    with pytest.raises(InputError, match="'path' column"):
+        list_sources(bad)
+    with pytest.raises(InputError, match="expected a folder"):
+        list_sources(tmp_path / "nope")
+    with pytest.raises(CacheError, match="not an S3T cache"):
+        open_cache(tmp_path)
+
+
+def test_damaged_shard_is_detected(corpus, tmp_path):
+    prepare(corpus, tmp_path, workers=0, progress=False)
+    shard = next((tmp_path / "shards").iterdir())
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CacheError, match="checksum"):
+        open_cache(tmp_path).verify()
+    shard.write_bytes(bytes(data[:-100]))
+    with pytest.raises(CacheError, match="damaged"):
+        open_cache(tmp_path)[0]
+
+
+def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "s3t", *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_cli_prepare_end_to_end(tmp_path):
+    folder = tmp_path / "in"
+    make_corpus(folder, n=2)
+    write_broken_files(folder / "bad")
+    result = run_cli("prepare", str(folder), "--out", str(tmp_path / "c"), "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "tracks written: 2" in result.stdout and "skipped: 5" in result.stdout
+    assert json.loads((tmp_path / "c" / "last_prepare.json").read_text())["written"] == 2
+    bad = run_cli("prepare", str(folder), "--out", str(tmp_path / "c"), "--workers", "-1")
+    assert bad.returncode == 2 and "must be a whole number >= 0" in bad.stderr
+    missing = run_cli("prepare", str(tmp_path / "nothing"), "--out", str(tmp_path / "d"))
+    assert missing.returncode == 2 and "expected a folder of audio files" in missing.stderr
+    only_bad = run_cli("prepare", str(folder / "bad"), "--out", str(tmp_path / "e"))
+    assert only_bad.returncode == 1 and "tracks written: 0" in only_bad.stdout
+
+
+def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
+    folder = tmp_path / "in"
+    make_corpus(folder, n=16, seconds=4.0)
+    reference = tmp_path / "ref"
+    prepare(folder, reference, workers=0, progress=False)
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "s3t", "prepare", str(folder), "--out", str(out), "--workers", "0",
+            "--shard-mb", "0.1", "--no-progress"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "shards").glob("shard-000002.npy*")):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(open_cache(out))
+    assert 0 < partial < 16  # killed mid-run, with some tracks committed
+    summary = prepare(folder, out, workers=0, progress=False)
+    assert summary.already_done == partial and summary.written == 16 - partial
+    a, b = open_cache(reference), open_cache(out)
+    assert a.track_ids == b.track_ids
+    for i in range(len(a)):
+        np.testing.assert_array_equal(a[i], b[i])
+    b.verify()
+    assert not list((out / "shards").glob("*.tmp"))
+
+
+class FirstFrames(torch.utils.data.Dataset):
+    """The first 32 frames of each cached track; the Cache travels to spawned workers by pickle."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def __len__(self):
+        return len(self.cache)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(np.array(self.cache.crop(i, 0, 32), dtype=np.float32))
+
+
+def test_cache_is_readable_from_dataloader_workers(prepared):
+    cache = open_cache(prepared)
+    cache[0]  # open a memory map here first: it must not travel to the workers
+    loader = torch.utils.data.DataLoader(FirstFrames(cache), batch_size=3, num_workers=2,
+                                         multiprocessing_context="spawn")
+    batches = list(loader)
+    assert [tuple(b.shape) for b in batches] == [(3, 84, 32), (3, 84, 32)]
+    np.testing.assert_array_equal(batches[1][0].numpy(), cache.crop(3, 0, 32).astype(np.float32))
+
+
+def test_bad_device_fails_at_once(corpus, tmp_path):
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        prepare(corpus, tmp_path, device="gpu0", progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is visible"):
+            prepare(corpus, tmp_path, device="cuda", progress=False)
+    assert not (tmp_path / "index.sqlite").exists()  # nothing written before the check
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_prepare_on_gpu_matches_cpu(corpus, prepared, tmp_path):
+    prepare(corpus, tmp_path, workers=2, device="cuda", progress=False)
+    a, b = open_cache(prepared), open_cache(tmp_path)
+    for i in range(len(a)):
+        np.testing.assert_allclose(a[i].astype(np.float32), b[i].astype(np.float32), atol=0.1)
