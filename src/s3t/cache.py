@@ -232,6 +232,15 @@ class Cache:
         return {"track_id": self.track_ids[i], "source": source, "duration": float(self.durations[i]),
                 **json.loads(meta)}
 
+    def column(self, key: str) -> list:
+        """One metadata column (e.g. 'label', 'split') for every track, in track order; None where absent."""
+        db = _connect(self.root, readonly=True)
+        try:
+            values = dict(db.execute("SELECT track_id, json_extract(metadata, ?) FROM tracks", (f"$.{key}",)))
+        finally:
+            db.close()
+        return [values[t] for t in self.track_ids]
+
     def verify(self) -> None:
         """Check every shard's size and CRC-32 against the index; raise CacheError on a mismatch."""
         rows_per_read = 1 << 18  # ~44 MB at a time, whatever the shard size

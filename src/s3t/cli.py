@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from s3t import __version__
 
@@ -48,6 +49,36 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return 0 if summary.written or summary.already_done else 1
 
 
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="MoCo v2 pre-training on a prepared cache",
+                       description="Pre-train the encoder on the cache DATA (from `s3t prepare`), writing "
+                                   "config.yaml, log.csv, loss.png and checkpoints to OUT. Run under "
+                                   "`torchrun --nproc_per_node N` for several processes.")
+    p.add_argument("--data", required=True, help="cache folder")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="YAML config, layered over the defaults (repeatable; e.g. configs/cpu-small.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="override one value, e.g. --set optim.epochs=10 (repeatable, applied last)")
+    p.add_argument("--split", help="use only the tracks whose manifest 'split' column has this value")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_pretrain)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from s3t.checkpoint import load_checkpoint
+    from s3t.config import load_config
+    from s3t.train import pretrain
+
+    last = Path(args.out) / "last.pt"
+    base = load_checkpoint(last)["config"] if args.resume and last.exists() else None
+    cfg = load_config(args.config, args.overrides, base=base)
+    path = pretrain(cfg, args.data, args.out, resume=args.resume, split=args.split, progress=not args.no_progress)
+    print(f"checkpoint: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3t", description="Self-supervised music representations "
                                      "(Swin Transformer + MoCo v2 on constant-Q spectrograms).")
@@ -55,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare(sub)
+    _add_pretrain(sub)
     return parser
 
 
@@ -64,11 +96,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from s3t.audio import AudioError
     from s3t.cache import CacheError
+    from s3t.checkpoint import CheckpointError
     from s3t.prepare import InputError
+    from s3t.train import TrainingError
 
     try:
         return args.func(args)
-    except (InputError, CacheError, AudioError, ValueError) as e:
+    except (InputError, CacheError, AudioError, CheckpointError, TrainingError, ValueError) as e:
         print(f"s3t {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,8 +1,18 @@
-"""Typed configuration sections; defaults are the paper's "S3T (Ours)" setting (SPEC.md)."""
+"""Typed configuration: one dataclass per section, defaults = the paper's "S3T (Ours)" row.
+
+YAML files are layered over the defaults, then `--set section.key=value` overrides; an
+unknown key or a value of the wrong type is an error that names the key. The resolved
+config is saved with every run and inside every checkpoint.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
 
 
 def _check_range(name: str, pair: tuple, low: float, high: float | None = None) -> None:
@@ -44,3 +54,149 @@ class AugmentConfig:
             _check_range(name, getattr(self, name), 0)
         if self.warp_max < 0:
             raise ValueError(f"augment.warp_max must be >= 0, got {self.warp_max}")
+
+
+@dataclass
+class ModelConfig:
+    """The encoder and how a spectrogram becomes its square input."""
+
+    name: str = "swin_t"  # a key of s3t.models.ENCODERS
+    preprocessor: str = "time_fold"  # time_fold | freq_tile
+    input_size: int = 256  # the square input: 84 × 768 folds to 252 × 256, padded to 256 × 256
+    fold: int = 3  # time segments stacked by time_fold (tiling uses 4 copies)
+    drop_path: float = 0.1
+
+
+@dataclass
+class MocoConfig:
+    dim: int = 128  # projection output
+    hidden_dim: int = 2048
+    mlp_layers: int = 2  # linear layers in the projection head (MoCo v2: 2)
+    queue_size: int = 65536
+    momentum: float = 0.999
+    temperature: float = 0.2
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4  # for a global batch of `lr_batch`; scaled linearly
+    lr_batch: int = 512
+    weight_decay: float = 0.05
+    epochs: int = 400
+    warmup_epochs: float = 20
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    min_lr: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    device: str = "auto"  # auto (cuda when visible) | cpu | cuda
+    batch_size: int = 128  # per process (GPU); the global batch is this × world size
+    workers: int = 4  # DataLoader worker processes
+    seed: int = 0
+    amp: bool = True  # bf16 autocast on GPU; always off on CPU (AVX2 has no fast bf16)
+    log_every: int = 10  # steps between CSV log lines
+    checkpoint_every: int = 1  # epochs between numbered checkpoints (last.pt is written every epoch)
+    checkpoint_steps: int = 0  # also refresh last.pt every N steps inside an epoch; 0 = off
+    nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
+    max_steps: int = 0  # stop after this many steps in total (tests, benchmarks); 0 = no limit
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    moco: MocoConfig = field(default_factory=MocoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; the message names the key."""
+
+
+def _coerce(key: str, value, kind):
+    """Check `value` against the annotated type `kind`; ints are accepted for floats."""
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(kind)):
+            raise ConfigError(f"{key}: expected a list of {len(typing.get_args(kind))} values, got {value!r}")
+        return tuple(_coerce(key, v, t) for v, t in zip(value, typing.get_args(kind)))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool) and (type(value) is not kind):
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _merge(cfg: Config, data: dict, origin: str) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of sections, got {type(data).__name__}")
+    sections = {f.name: f for f in fields(Config)}
+    updates = {}
+    for name, values in data.items():
+        if name not in sections:
+            raise ConfigError(f"{origin}: unknown section {name!r}; sections are {sorted(sections)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: section {name!r} must be a mapping, got {values!r}")
+        section = getattr(cfg, name)
+        types_ = typing.get_type_hints(type(section))
+        changed = {}
+        for key, value in values.items():
+            if key not in types_:
+                raise ConfigError(f"{origin}: unknown key {name}.{key}; {name} has {sorted(types_)}")
+            changed[key] = _coerce(f"{origin}: {name}.{key}", value, types_[key])
+        try:
+            updates[name] = dataclasses.replace(section, **changed)
+        except ValueError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+    return dataclasses.replace(cfg, **updates)
+
+
+def parse_override(text: str) -> dict:
+    """'optim.lr=1e-3' -> {'optim': {'lr': 0.001}}; the value is read as YAML (no tags)."""
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. optim.lr=1e-3")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str) and raw.strip():
+        try:  # YAML 1.1 reads 1e-3 as a string; numbers written that way are meant as numbers
+            value = float(raw) if any(c in raw for c in ".eE") else int(raw)
+        except ValueError:
+            pass
+    return {parts[0]: {parts[1]: value}}
+
+
+def load_config(files: typing.Sequence[str | Path] = (), overrides: typing.Sequence[str] = (),
+                base: Config | dict | None = None) -> Config:
+    """Defaults (or `base`), then each YAML file in order, then each override."""
+    cfg = Config()
+    if isinstance(base, dict):
+        cfg = _merge(cfg, base, "checkpoint config")
+    elif base is not None:
+        cfg = base
+    for path in files:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: cannot read the config: {e}") from None
+        cfg = _merge(cfg, data, str(path))
+    for text in overrides:
+        cfg = _merge(cfg, parse_override(text), f"--set {text}")
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(_plain(cfg.to_dict()), sort_keys=False))
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

@@ -43,6 +43,14 @@ def pad_frequency(x: torch.Tensor, size: int, value: float = FLOOR_DB) -> torch.
 PREPROCESSORS = ("time_fold", "freq_tile")
 
 
+def normalize_db(x: torch.Tensor) -> torch.Tensor:
+    """Fixed affine map of dB values to the model's range: floor (−100 dB) -> −1, 0 dB -> +1.
+
+    Fixed rather than fitted, so that a checkpoint needs no dataset statistics.
+    """
+    return (x - FLOOR_DB) / (-FLOOR_DB / 2) - 1.0
+
+
 def input_frames(preprocessor: str, size: int = 256, n: int | None = None) -> int:
     """How many CQT frames a pre-processor turns into a size × size input (768 / 256 by default)."""
     if preprocessor == "time_fold":

@@ -1,0 +1,111 @@
+"""MoCo v2 (He et al. 2020; Chen et al. 2020) around any encoder of the `s3t.models` contract."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from s3t.config import MocoConfig
+
+
+def projection_head(in_dim: int, hidden_dim: int, out_dim: int, layers: int) -> torch.nn.Sequential:
+    """MLP of `layers` linear layers with ReLU between: in_dim -> hidden_dim … -> out_dim."""
+    if layers < 1:
+        raise ValueError(f"moco.mlp_layers must be >= 1, got {layers}")
+    dims = [in_dim] + [hidden_dim] * (layers - 1) + [out_dim]
+    modules: list[torch.nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims, dims[1:])):
+        modules.append(torch.nn.Linear(a, b))
+        if i < layers - 1:
+            modules.append(torch.nn.ReLU(inplace=True))
+    return torch.nn.Sequential(*modules)
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """InfoNCE logits for L2-normalised queries q (N, C), positive keys k (N, C), negatives (C, K).
+
+    Returns logits (N, 1 + K) divided by the temperature, and labels (N,) = 0 (the positive).
+    """
+    l_pos = torch.einsum("nc,nc->n", q, k).unsqueeze(-1)  # positive logits: (N, 1)
+    l_neg = q @ queue  # negative logits: (N, K)
+    logits = torch.cat([l_pos, l_neg], dim=1) / temperature  # (N, 1 + K)
+    labels = torch.zeros(len(q), dtype=torch.long, device=q.device)
+    return logits, labels
+
+
+@torch.no_grad()
+def momentum_update(target: torch.nn.Module, source: torch.nn.Module, m: float) -> None:
+    """target <- m · target + (1 − m) · source, parameter by parameter."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.mul_(m).add_(s.detach(), alpha=1.0 - m)
+
+
+@torch.no_grad()
+def gather_from_all_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate x (N, …) from every rank in rank order; the identity in one process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+class MoCo(torch.nn.Module):
+    """Query encoder + head trained by gradient; key encoder + head by EMA; a queue of keys.
+
+    The queue (C, K) and its pointer are buffers, so they are saved in checkpoints.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, cfg: MocoConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder_q = encoder
+        self.head_q = projection_head(encoder.num_features, cfg.hidden_dim, cfg.dim, cfg.mlp_layers)
+        self.encoder_k = copy.deepcopy(encoder)
+        self.head_k = copy.deepcopy(self.head_q)
+        for p in list(self.encoder_k.parameters()) + list(self.head_k.parameters()):
+            p.requires_grad = False
+        self.register_buffer("queue", F.normalize(torch.randn(cfg.dim, cfg.queue_size), dim=0))  # (C, K)
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def key_modules(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+        return [(self.encoder_k, self.encoder_q), (self.head_k, self.head_q)]
+
+    @torch.no_grad()
+    def momentum_step(self, m: float | None = None) -> None:
+        for target, source in self.key_modules():
+            momentum_update(target, source, self.cfg.momentum if m is None else m)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Replace the oldest len(keys) entries of the queue with keys (N, C)."""
+        if not torch.isfinite(keys).all():
+            return  # a diverged step must not poison the negatives of the steps after it
+        n, K = len(keys), self.queue.shape[1]
+        if K % n:
+            raise ValueError(f"moco.queue_size {K} must be a multiple of the global batch {n}")
+        ptr = int(self.queue_ptr)
+        self.queue[:, ptr : ptr + n] = keys.T
+        self.queue_ptr.fill_((ptr + n) % K)
+
+    def encode_keys(self, x_k: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return F.normalize(self.head_k(self.encoder_k(x_k)), dim=1)  # (N, C)
+
+    def forward(self, x_q: torch.Tensor, x_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two views (N, 1, S, S) -> InfoNCE logits (N, 1 + K) and labels (N,).
+
+        Updates the key encoder (EMA) before encoding the keys and enqueues the keys of all
+        ranks afterwards, as in MoCo. Encoders built only from per-sample layers (Swin's
+        LayerNorm) need no shuffle-BN.
+        """
+        q = F.normalize(self.head_q(self.encoder_q(x_q)), dim=1)  # (N, C)
+        self.momentum_step()
+        k = self.encode_keys(x_k)  # (N, C)
+        logits, labels = info_nce(q, k, self.queue.clone().detach(), self.cfg.temperature)
+        self.enqueue(gather_from_all_ranks(k))
+        return logits, labels

@@ -1,0 +1,306 @@
+"""`s3t pretrain`: MoCo v2 pre-training on a CQT cache, one process or many (torchrun).
+
+Reproducibility by construction: the data order is a permutation drawn from (seed, epoch),
+each item's crops from (seed, epoch, item), and augmentation and drop-path from (seed, step).
+A run resumed from a checkpoint therefore replays exactly what an uninterrupted run does,
+whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from s3t import __version__, augment
+from s3t.cache import Cache, open_cache
+from s3t.checkpoint import load_checkpoint, save_checkpoint
+from s3t.config import Config, save_config
+from s3t.models import build_encoder
+from s3t.moco import MoCo
+from s3t.preprocess import input_frames, normalize_db, to_model_input
+
+log = logging.getLogger(__name__)
+
+LOG_FIELDS = ["step", "epoch", "loss", "lr", "samples_per_s", "elapsed_s"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss under nan_policy=stop, too little data …)."""
+
+
+def cosine_lr(step: int, total_steps: int, warmup_steps: int, base_lr: float, min_lr: float = 0.0) -> float:
+    """Linear warm-up from 0 to base_lr over warmup_steps, then cosine decay to min_lr."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across runs and processes)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class TwoCropDataset(torch.utils.data.Dataset):
+    """Two random multi-crops of a cached track, resized to the model's input frames: (2, 84, T)."""
+
+    def __init__(self, cache: Cache, indices: list[int], frames: int, crop_ratio: tuple[float, float], seed: int):
+        self.cache, self.indices, self.frames = cache, indices, frames
+        self.crop_ratio, self.seed, self.epoch = crop_ratio, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        track = self.indices[i]
+        gen = torch.Generator().manual_seed(_seed(self.seed, self.epoch, track))
+        windows = augment.sample_crop_windows(int(self.cache.frames[track]), self.crop_ratio, 2, gen)
+        crops = [torch.from_numpy(np.array(self.cache.crop(track, s, n), dtype=np.float32)) for s, n in windows]
+        return torch.stack([augment.resize_time(c, self.frames) for c in crops])  # (2, 84, T)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """This rank's share of a (seed, epoch) permutation, whole global batches only, from a batch on."""
+
+    def __init__(self, n: int, batch: int, rank: int, world: int, seed: int):
+        self.n, self.batch, self.rank, self.world, self.seed = n, batch, rank, world, seed
+        self.epoch, self.start_batch = 0, 0
+        self.batches_per_epoch = n // (batch * world)
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(_seed(self.seed, self.epoch)))
+        G = self.batch * self.world
+        for b in range(self.start_batch, self.batches_per_epoch):
+            yield from perm[b * G + self.rank * self.batch : b * G + (self.rank + 1) * self.batch].tolist()
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch - self.start_batch) * self.batch
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Dist:
+    """Join the torchrun group when WORLD_SIZE > 1 (NCCL on GPU, gloo on CPU)."""
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Dist(int(os.environ.get("RANK", "0")), world, dev)
+
+
+def select_tracks(cache: Cache, split: str | None) -> list[int]:
+    if split is None:
+        return list(range(len(cache)))
+    splits = cache.column("split")
+    chosen = [i for i, s in enumerate(splits) if s == split]
+    if not chosen:
+        raise TrainingError(f"no track of {cache.root} has split {split!r} (splits present: {sorted(set(splits))})")
+    return chosen
+
+
+def build_model(cfg: Config) -> MoCo:
+    if cfg.model.preprocessor == "time_fold" and 84 * cfg.model.fold > cfg.model.input_size:
+        raise ValueError(f"time_fold stacks {cfg.model.fold} × 84 bins = {84 * cfg.model.fold} rows, more than "
+                         f"model.input_size {cfg.model.input_size}; lower model.fold")
+    return MoCo(build_encoder(cfg.model), cfg.moco)
+
+
+def model_input(views: torch.Tensor, cfg: Config) -> torch.Tensor:
+    """(N, 84, frames) log-CQTs -> (N, 1, S, S) normalised model input."""
+    return normalize_db(to_model_input(views, cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold))
+
+
+def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = False, split: str | None = None,
+             progress: bool = True) -> Path:
+    """Pre-train MoCo on the cache `data`, writing logs and checkpoints to `out`; returns last.pt."""
+    out = Path(out)
+    ctx = setup_distributed(cfg.train.device)
+    cache = open_cache(data)
+    tracks = select_tracks(cache, split)
+    G = cfg.train.batch_size * ctx.world
+    if len(tracks) < G:
+        raise TrainingError(f"{len(tracks)} tracks, fewer than one global batch of {G}; lower train.batch_size")
+    if cfg.moco.queue_size % G:
+        raise ValueError(f"moco.queue_size {cfg.moco.queue_size} must be a multiple of the global batch {G}")
+
+    model = build_model(cfg).to(ctx.device)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
+                            weight_decay=cfg.optim.weight_decay)
+    frames = input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold)
+    dataset = TwoCropDataset(cache, tracks, frames, cfg.augment.crop_ratio, cfg.train.seed)
+    sampler = EpochSampler(len(tracks), cfg.train.batch_size, ctx.rank, ctx.world, cfg.train.seed)
+    steps_per_epoch = sampler.batches_per_epoch
+    total = cfg.optim.epochs * steps_per_epoch
+    warmup = round(cfg.optim.warmup_epochs * steps_per_epoch)
+    base_lr = cfg.optim.lr * G / cfg.optim.lr_batch
+
+    step = epoch = 0
+    last = out / "last.pt"
+    if resume and last.exists():
+        ckpt = load_checkpoint(last)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, epoch = ckpt["step"], ckpt["epoch"]
+        log.info("resumed %s at epoch %d, step %d", last, epoch, step)
+    elif resume:
+        log.info("nothing to resume in %s: starting afresh", out)
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        _trim_log(out / "log.csv", step)
+
+    net = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False) if ctx.world > 1 else model
+    use_amp = cfg.train.amp and ctx.device.type == "cuda"
+    gen = torch.Generator(device=ctx.device)
+    start_time, seen = time.perf_counter(), 0
+
+    def checkpoint(name: str, at_epoch: int) -> None:
+        if ctx.main:
+            save_checkpoint(out / name, {"version": __version__, "config": cfg.to_dict(), "model": model.state_dict(),
+                                         "optimizer": opt.state_dict(), "step": step, "epoch": at_epoch})
+
+    while epoch < cfg.optim.epochs and not _done(step, cfg):
+        dataset.epoch = sampler.epoch = epoch
+        sampler.start_batch = step - epoch * steps_per_epoch
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
+                                             num_workers=cfg.train.workers, drop_last=True,
+                                             pin_memory=ctx.device.type == "cuda",
+                                             persistent_workers=False)
+        bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and ctx.main), unit="batch")
+        for views in bar:
+            lr = cosine_lr(step, total, warmup, base_lr, cfg.optim.min_lr)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss = train_step(net, model, opt, views.to(ctx.device, non_blocking=True), cfg, gen, step, use_amp)
+            if not math.isfinite(loss):
+                if cfg.train.nan_policy == "stop":
+                    raise TrainingError(f"non-finite loss ({loss}) at epoch {epoch}, step {step}; the last good "
+                                        f"checkpoint is {last if last.exists() else 'not written yet'}")
+                log.warning("non-finite loss at step %d: step skipped (nan_policy=skip)", step)
+            step += 1
+            seen += G
+            rate = seen / (time.perf_counter() - start_time)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
+            if ctx.main and (step % cfg.train.log_every == 0 or step == total):
+                _append_log(out / "log.csv", [step, epoch, loss, lr, rate, time.perf_counter() - start_time])
+            if cfg.train.checkpoint_steps and step % cfg.train.checkpoint_steps == 0:
+                checkpoint("last.pt", epoch)
+            if _done(step, cfg):
+                break
+        if step == (epoch + 1) * steps_per_epoch:  # the epoch is complete
+            epoch += 1
+            if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.optim.epochs:
+                checkpoint(f"epoch{epoch:04d}.pt", epoch)
+        checkpoint("last.pt", epoch)
+        if ctx.main:
+            plot_loss(out / "log.csv", out / "loss.png")
+    _check_ranks_agree(model, ctx)
+    return last
+
+
+def train_step(net: torch.nn.Module, model: MoCo, opt: torch.optim.Optimizer, views: torch.Tensor, cfg: Config,
+               gen: torch.Generator, step: int, use_amp: bool) -> float:
+    """One MoCo step on a batch of two-view crops (B, 2, 84, T); returns the loss."""
+    torch.manual_seed(_seed(cfg.train.seed, step, 1))  # drop-path
+    gen.manual_seed(_seed(cfg.train.seed, step, 2))  # augmentation
+    B = views.shape[0]
+    x = model_input(augment.augment_views(views, cfg.augment, gen).flatten(0, 1), cfg).unflatten(0, (B, 2))
+    with torch.autocast(views.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        logits, labels = net(x[:, 0], x[:, 1])  # (B, 1 + K), (B,)
+    loss = F.cross_entropy(logits.float(), labels)
+    opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return float(loss.detach())
+    loss.backward()
+    if cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+    opt.step()
+    return float(loss.detach())
+
+
+def _done(step: int, cfg: Config) -> bool:
+    return bool(cfg.train.max_steps) and step >= cfg.train.max_steps
+
+
+def _check_ranks_agree(model: torch.nn.Module, ctx: Dist) -> None:
+    """Under DDP, confirm every rank ends with the same query encoder (logged, raises if not)."""
+    if ctx.world == 1:
+        return
+    total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    parts = [torch.zeros_like(total) for _ in range(ctx.world)]
+    dist.all_gather(parts, total)
+    if len({float(p) for p in parts}) != 1:
+        raise TrainingError(f"ranks disagree on the weights: {[float(p) for p in parts]}")
+    log.info("all %d ranks hold the same weights (checksum %.6f)", ctx.world, float(total))
+
+
+def _append_log(path: Path, row: list) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(LOG_FIELDS)
+        writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log rows past `step` (written after the checkpoint a resumed run starts from)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_loss(log_csv: Path, png: Path) -> None:
+    """Loss and learning rate against step, from the run's CSV log."""
+    if not log_csv.exists():
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, [float(r["loss"]) for r in rows], label="InfoNCE loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    lr_ax = ax.twinx()
+    lr_ax.plot(steps, [float(r["lr"]) for r in rows], color="tab:orange", alpha=0.6, label="lr")
+    lr_ax.set_ylabel("learning rate")
+    fig.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
