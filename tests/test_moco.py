@@ -1,0 +1,98 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from s3t.config import MocoConfig, ModelConfig
+from s3t.models import build_encoder
+from s3t.moco import MoCo, info_nce, momentum_update, projection_head
+
+
+def tiny_moco(queue: int = 16, momentum: float = 0.9) -> MoCo:
+    torch.manual_seed(0)
+    return MoCo(build_encoder(ModelConfig(name="swin_nano", input_size=64, drop_path=0.0)),
+                MocoConfig(dim=8, hidden_dim=16, queue_size=queue, momentum=momentum))
+
+
+def test_key_encoder_starts_equal_and_gets_no_gradients():
+    m = tiny_moco()
+    for (k, q) in m.key_modules():
+        for pk, pq in zip(k.parameters(), q.parameters()):
+            assert torch.equal(pk, pq) and not pk.requires_grad
+    logits, labels = m(torch.randn(4, 1, 64, 64), torch.randn(4, 1, 64, 64))
+    F.cross_entropy(logits, labels).backward()
+    assert all(p.grad is None for p in m.encoder_k.parameters())
+    assert all(p.grad is not None for p in m.encoder_q.parameters())
+
+
+def test_momentum_update_by_hand():
+    target, source = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        target.weight.copy_(torch.tensor([[1.0, 2.0]]))
+        target.bias.fill_(0.5)
+        source.weight.copy_(torch.tensor([[3.0, -2.0]]))
+        source.bias.fill_(1.5)
+    momentum_update(target, source, 0.75)
+    torch.testing.assert_close(target.weight, torch.tensor([[0.75 * 1 + 0.25 * 3, 0.75 * 2 + 0.25 * -2]]))
+    torch.testing.assert_close(target.bias, torch.tensor([0.75 * 0.5 + 0.25 * 1.5]))
+
+
+def test_logits_shape_labels_and_temperature():
+    q = F.normalize(torch.randn(5, 8), dim=1)
+    k = F.normalize(torch.randn(5, 8), dim=1)
+    queue = F.normalize(torch.randn(8, 12), dim=0)
+    logits, labels = info_nce(q, k, queue, 0.2)
+    assert logits.shape == (5, 13) and torch.equal(labels, torch.zeros(5, dtype=torch.long))
+    torch.testing.assert_close(logits[:, 0], (q * k).sum(1) / 0.2)
+    torch.testing.assert_close(logits[:, 1:], q @ queue / 0.2)
+
+
+def test_queue_receives_keys_and_pointer_wraps():
+    m = tiny_moco(queue=12)
+    x = [torch.randn(4, 1, 64, 64) for _ in range(4)]
+    for step in range(3):
+        m(x[step], x[step])
+        assert int(m.queue_ptr) == (4 * (step + 1)) % 12
+    # the newest keys sit where the pointer was: the key encoder's normalised outputs
+    keys = m.encode_keys(x[2])
+    torch.testing.assert_close(m.queue[:, 8:12], keys.T)
+    m(x[3], x[3])
+    assert int(m.queue_ptr) == 4  # wrapped around
+    with pytest.raises(ValueError, match="multiple of the global batch 5"):
+        m.enqueue(torch.randn(5, 8))
+
+
+def test_non_finite_keys_are_not_enqueued():
+    m = tiny_moco()
+    before = m.queue.clone()
+    m.enqueue(torch.full((4, 8), float("nan")))
+    assert torch.equal(m.queue, before) and int(m.queue_ptr) == 0
+
+
+def test_projection_head_layers():
+    assert len([l for l in projection_head(10, 20, 5, 2) if isinstance(l, torch.nn.Linear)]) == 2
+    head = projection_head(10, 20, 5, 3)
+    assert [l.out_features for l in head if isinstance(l, torch.nn.Linear)] == [20, 20, 5]
+
+
+def test_loss_decreases_over_a_few_epochs_of_a_fixed_pool():
+    # MoCo on one fixed batch would enqueue each item's own keys as its negatives; cycling
+    # through a fixed pool with a queue of two batches keeps the negatives other items.
+    m = tiny_moco(queue=16, momentum=0.99)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    pool = torch.randn(64, 1, 64, 64, generator=g)
+    epoch_losses = []
+    for epoch in range(6):
+        losses = []
+        for batch in pool.split(8):
+            logits, labels = m(batch + 0.3 * torch.randn(batch.shape, generator=g),
+                               batch + 0.3 * torch.randn(batch.shape, generator=g))
+            loss = F.cross_entropy(logits, labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        epoch_losses.append(sum(losses) / len(losses))
+    assert epoch_losses[-1] < 0.6 * epoch_losses[0], epoch_losses

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from s3t.config import ModelConfig
+from s3t.models import ENCODERS, SWIN_PRESETS, build_encoder, check_swin_geometry
+
+SIZES = {"swin_t": 256, "swin_mini": 128, "swin_nano": 64}
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_every_encoder_keeps_the_contract(name):
+    torch.manual_seed(0)
+    size = SIZES.get(name, 128)
+    model = build_encoder(ModelConfig(name=name, input_size=size))
+    x = torch.randn(2, 1, size, size)
+    y = model(x)
+    assert y.shape == (2, model.num_features)
+    assert torch.isfinite(y).all()
+    y.pow(2).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    assert not missing, f"parameters without gradient: {missing[:5]}"
+
+
+def test_swin_t_is_the_papers_size():
+    model = build_encoder(ModelConfig(name="swin_t", input_size=256))
+    assert model.num_features == 768
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(27.5e6, rel=0.01)
+
+
+def test_geometry_errors_name_the_numbers():
+    with pytest.raises(ValueError, match="stage 0 has a 50×50 token grid, not a multiple of the window size 8"):
+        check_swin_geometry(200, SWIN_PRESETS["swin_t"])
+    with pytest.raises(ValueError, match="not a multiple of the patch size 4"):
+        check_swin_geometry(258, SWIN_PRESETS["swin_t"])
+    with pytest.raises(ValueError, match="unknown encoder 'vit'"):
+        build_encoder(ModelConfig(name="vit"))
+    model = build_encoder(ModelConfig(name="swin_nano", input_size=64))
+    with pytest.raises(ValueError, match=r"expected input \(B, 1, 64, 64\)"):
+        model(torch.randn(1, 1, 64, 32))
