@@ -146,7 +146,12 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
         raise TrainingError(f"{len(tracks)} tracks, fewer than one global batch of {G}; lower train.batch_size")
     if cfg.moco.queue_size % G:
         raise ValueError(f"moco.queue_size {cfg.moco.queue_size} must be a multiple of the global batch {G}")
+    if cfg.moco.queue_size > len(tracks) - G:
+        log.warning("moco.queue_size %d is not smaller than the %d tracks minus a batch: tracks will meet their "
+                    "own older keys as negatives; a queue of at most %d fits this corpus",
+                    cfg.moco.queue_size, len(tracks), (len(tracks) - G) // G * G)
 
+    torch.manual_seed(_seed(cfg.train.seed, 0))  # initial weights and queue: the same on every rank
     model = build_model(cfg).to(ctx.device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)

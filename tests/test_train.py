@@ -1,0 +1,156 @@
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from audio_fixtures import write_music
+from s3t.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from s3t.config import load_config
+from s3t.prepare import prepare
+from s3t.train import EpochSampler, TrainingError, cosine_lr, pretrain
+
+TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    audio_dir = tmp_path_factory.mktemp("train_audio")
+    for i in range(16):
+        write_music(audio_dir / f"t{i:02d}.wav", seconds=4.0, seed=100 + i)
+    out = tmp_path_factory.mktemp("train_cache")
+    prepare(audio_dir, out, workers=0, progress=False)
+    return out
+
+
+def tiny(*overrides: str):
+    return load_config([TINY], list(overrides))
+
+
+def test_cosine_lr_schedule():
+    assert cosine_lr(0, 100, 10, 1.0) == pytest.approx(0.1)
+    assert cosine_lr(9, 100, 10, 1.0) == pytest.approx(1.0)
+    assert cosine_lr(10, 100, 10, 1.0) == pytest.approx(1.0)
+    assert cosine_lr(55, 100, 10, 1.0) == pytest.approx(0.5)
+    assert cosine_lr(100, 100, 10, 1.0, min_lr=0.1) == pytest.approx(0.1)
+    values = [cosine_lr(s, 100, 10, 1.0) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_epoch_sampler_shards_whole_global_batches():
+    ranks = [EpochSampler(23, 4, r, 2, seed=0) for r in range(2)]
+    for s in ranks:
+        s.epoch = 3
+    shares = [list(s) for s in ranks]
+    assert [len(x) for x in shares] == [8, 8]  # 23 // 8 = 2 global batches of 2 × 4
+    assert not set(shares[0]) & set(shares[1])
+    again = EpochSampler(23, 4, 0, 2, seed=0)
+    again.epoch = 3
+    assert list(again) == shares[0]
+    again.start_batch = 1
+    assert list(again) == shares[0][4:] and len(again) == 4
+    again.epoch = 4
+    again.start_batch = 0
+    assert list(again) != shares[0]
+
+
+def test_pretrain_writes_a_complete_run(cache, tmp_path):
+    last = pretrain(tiny("optim.epochs=3"), cache, tmp_path, progress=False)
+    assert {p.name for p in tmp_path.iterdir()} >= {"config.yaml", "log.csv", "loss.png", "last.pt",
+                                                    "epoch0001.pt", "epoch0003.pt"}
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, 7))  # 16 tracks // 8 = 2 steps × 3 epochs
+    assert all(math.isfinite(float(r["loss"])) for r in rows)
+    ckpt = load_checkpoint(last)
+    assert ckpt["step"] == 6 and ckpt["epoch"] == 3
+    assert ckpt["config"]["model"]["name"] == "swin_nano"
+    assert int(ckpt["model"]["queue_ptr"]) == (6 * 8) % 64
+    assert load_config([tmp_path / "config.yaml"]) == tiny("optim.epochs=3")
+
+
+def test_too_little_data_and_bad_queue_fail_at_once(cache, tmp_path):
+    with pytest.raises(TrainingError, match="fewer than one global batch of 32"):
+        pretrain(tiny("train.batch_size=32"), cache, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="queue_size 60 must be a multiple of the global batch 8"):
+        pretrain(tiny("moco.queue_size=60"), cache, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="more than model.input_size 128"):
+        pretrain(tiny("model.fold=3"), cache, tmp_path, progress=False)
+
+
+def test_nan_loss_stops_with_the_last_checkpoint_intact(cache, tmp_path):
+    cfg = tiny("optim.lr=1e6", "optim.warmup_epochs=0", "train.checkpoint_steps=1", "optim.epochs=5")
+    with pytest.raises(TrainingError, match="non-finite loss"):
+        pretrain(cfg, cache, tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_nan_policy_skip_keeps_going(cache, tmp_path):
+    cfg = tiny("optim.lr=1e6", "optim.warmup_epochs=0", "train.nan_policy=skip", "optim.epochs=3")
+    pretrain(cfg, cache, tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 6
+
+
+def test_sigkill_then_resume_reaches_the_uninterrupted_weights(cache, tmp_path):
+    overrides = ["optim.epochs=4", "train.checkpoint_steps=1"]
+    reference = load_checkpoint(pretrain(tiny(*overrides), cache, tmp_path / "ref", progress=False))
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "s3t", "pretrain", "--data", str(cache), "--out", str(run), "--config", str(TINY),
+           "--no-progress"] + [a for o in overrides for a in ("--set", o)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "epoch0002.pt").exists():
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(run / "last.pt")["step"]
+    assert 0 < killed_at < 8, "the kill should land mid-run"
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    final = load_checkpoint(run / "last.pt")
+    assert final["step"] == reference["step"] == 8
+    for key, value in reference["model"].items():
+        assert torch.equal(final["model"][key], value), key
+    for a, b in zip(final["optimizer"]["state"].values(), reference["optimizer"]["state"].values()):
+        assert torch.equal(a["exp_avg"], b["exp_avg"])
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))  # no duplicated or missing log lines
+
+
+def test_checkpoints_are_atomic_and_load_safely(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"model": {"w": torch.ones(2)}, "config": {}})
+    assert not list(tmp_path.glob("*.tmp"))
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(path)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    torch.save({"model": Payload(), "config": {}}, path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_torchrun_two_cpu_processes(cache, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "s3t", "pretrain", "--data", str(cache), "--out", str(tmp_path), "--config", str(TINY),
+           "--set", "train.batch_size=4", "--set", "optim.epochs=2", "--set", "train.device=cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "all 2 ranks hold the same weights" in result.stderr
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    # 16 tracks, global batch 2 × 4 = 8: 2 steps per epoch; each step enqueues the keys of both ranks
+    assert ckpt["step"] == 4
+    assert int(ckpt["model"]["queue_ptr"]) == (4 * 8) % 64
+    assert not torch.equal(ckpt["model"]["queue"][:, :8], ckpt["model"]["queue"][:, 8:16])
