@@ -220,9 +220,11 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
             epoch += 1
             if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.optim.epochs:
                 checkpoint(f"epoch{epoch:04d}.pt", epoch)
+                if ctx.main:
+                    plot_loss(out / "log.csv", out / "loss.png")
         checkpoint("last.pt", epoch)
-        if ctx.main:
-            plot_loss(out / "log.csv", out / "loss.png")
+    if ctx.main:
+        plot_loss(out / "log.csv", out / "loss.png")
     _check_ranks_agree(model, ctx)
     return last
 
