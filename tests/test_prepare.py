@@ -249,3 +249,20 @@ def test_prepare_on_gpu_matches_cpu(corpus, prepared, tmp_path):
     a, b = open_cache(prepared), open_cache(tmp_path)
     for i in range(len(a)):
         np.testing.assert_allclose(a[i].astype(np.float32), b[i].astype(np.float32), atol=0.1)
+
+
+def test_clip_seconds_cuts_whole_clips_and_keeps_the_track(corpus, prepared, tmp_path):
+    prepare(corpus, tmp_path, workers=0, clip_seconds=1.0, progress=False)
+    whole, clips = open_cache(prepared), open_cache(tmp_path)
+    n = round(22050 / 512)  # frames per second-long clip
+    first = whole.track_ids[0]
+    ids = [t for t in clips.track_ids if t.startswith(first + "#")]
+    assert ids == [f"{first}#{k:04d}" for k in range(whole.frames[0] // n)]
+    for k, clip_id in enumerate(ids):
+        i = clips.index_of(clip_id)
+        np.testing.assert_array_equal(clips[i], whole[0][:, k * n : (k + 1) * n])
+        meta = clips.metadata(i)
+        assert meta["track"] == first and meta["clip"] == k and meta["start_s"] == pytest.approx(k * n * 512 / 22050)
+    assert set(clips.column("track")) == set(whole.track_ids)
+    again = prepare(corpus, tmp_path, workers=0, clip_seconds=1.0, progress=False)
+    assert again.written == 0 and again.already_done == 6

@@ -99,12 +99,14 @@ class CacheWriter:
                 log.info("removing %s left by an interrupted run", path)
                 path.unlink()
 
-    def done_ids(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT track_id FROM tracks")}
+    def done_sources(self) -> set[str]:
+        """Source files already in the cache (all of their clips, since clips are added together)."""
+        return {row[0] for row in self.db.execute("SELECT DISTINCT source FROM tracks")}
 
-    def add(self, track: Track) -> None:
-        self._pending.append(track)
-        self._pending_bytes += track.spec.nbytes
+    def add(self, *tracks: Track) -> None:
+        """Queue tracks (the clips of one file together: they land in the same shard)."""
+        self._pending.extend(tracks)
+        self._pending_bytes += sum(t.spec.nbytes for t in tracks)
         if self._pending_bytes >= self.shard_bytes:
             self.flush()
 

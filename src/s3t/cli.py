@@ -34,6 +34,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes (0: in this process)")
     p.add_argument("--time-compression", type=_positive_int, default=1, metavar="C",
                    help="average-pool C CQT frames into one (the paper used 100)")
+    p.add_argument("--clip-seconds", type=float, default=0.0, metavar="S",
+                   help="cut each track into clips of S seconds after analysis (0: whole tracks)")
     p.add_argument("--device", default="cpu", help="where the CQT runs: cpu, cuda, cuda:1 …")
     p.add_argument("--shard-mb", type=float, default=128.0, help="target shard size in MiB")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -44,7 +46,8 @@ def _run_prepare(args: argparse.Namespace) -> int:
     from s3t.prepare import prepare
 
     summary = prepare(args.input, args.out, workers=args.workers, time_compression=args.time_compression,
-                      device=args.device, shard_mb=args.shard_mb, progress=not args.no_progress)
+                      clip_seconds=args.clip_seconds, device=args.device, shard_mb=args.shard_mb,
+                      progress=not args.no_progress)
     print(summary)
     return 0 if summary.written or summary.already_done else 1
 

@@ -141,11 +141,23 @@ def _work(task: tuple[Source, int, bool]):
         return source, None, 0.0, f"unexpected {type(e).__name__}: {e}"
 
 
-def cache_meta(time_compression: int) -> dict:
+def split_clips(source: Source, spec: np.ndarray, duration: float, clip_frames: int,
+                frame_rate: float) -> list[Track]:
+    """One cache entry per whole clip of `clip_frames` frames (the remainder is dropped; a track
+    shorter than one clip stays whole), or the whole track when clip_frames is 0."""
+    if not clip_frames:
+        return [Track(source.track_id, source.path, spec, duration, source.metadata)]
+    return [Track(f"{source.track_id}#{k:04d}", source.path, spec[k * clip_frames : (k + 1) * clip_frames],
+                  min(duration, clip_frames / frame_rate),
+                  {**source.metadata, "track": source.track_id, "clip": k, "start_s": k * clip_frames / frame_rate})
+            for k in range(max(1, len(spec) // clip_frames))]
+
+
+def cache_meta(time_compression: int, clip_seconds: float = 0.0) -> dict:
     """How a cache's CQTs were computed; stored in its index and checked on resume."""
     return {"sample_rate": audio.SAMPLE_RATE, "hop_length": audio.HOP_LENGTH, "n_bins": audio.N_BINS,
             "bins_per_octave": audio.BINS_PER_OCTAVE, "fmin": audio.FMIN, "floor_db": audio.FLOOR_DB,
-            "time_compression": time_compression,
+            "time_compression": time_compression, "clip_seconds": clip_seconds,
             "frame_rate": audio.SAMPLE_RATE / audio.HOP_LENGTH / time_compression}
 
 
@@ -154,12 +166,15 @@ def prepare(
     out: str | Path,
     workers: int = 2,
     time_compression: int = 1,
+    clip_seconds: float = 0.0,
     device: str = "cpu",
     shard_mb: float = 128.0,
     progress: bool = True,
 ) -> PrepareSummary:
     """Write the log-CQT of every source under `input_path` into the cache at `out`.
 
+    With `clip_seconds`, each track is cut after analysis into clips of that length (ids
+    `TRACK#0000`, …; metadata `track`, `clip`, `start_s`), so the split stays by track.
     Resumable: tracks already in the cache are skipped. Unreadable files are skipped with
     one warning each and listed in the summary. `workers=0` runs in this process. With a
     CUDA `device`, workers only decode and the CQT runs on the GPU in this process.
@@ -169,12 +184,16 @@ def prepare(
     _check_device(device)
     start = time.perf_counter()
     sources = list_sources(input_path)
-    writer = CacheWriter(out, cache_meta(time_compression), shard_mb=shard_mb)
+    if clip_seconds < 0:
+        raise ValueError(f"clip_seconds must be >= 0, got {clip_seconds}")
+    meta = cache_meta(time_compression, clip_seconds)
+    clip_frames = round(clip_seconds * meta["frame_rate"])
+    writer = CacheWriter(out, meta, shard_mb=shard_mb)
     summary = PrepareSummary()
     try:
-        done = writer.done_ids()
+        done = writer.done_sources()
         # largest files first, so that no worker is left alone on a long track at the end
-        todo = sorted((s for s in sources if s.track_id not in done), key=_file_size, reverse=True)
+        todo = sorted((s for s in sources if s.path not in done), key=_file_size, reverse=True)
         summary.already_done = len(sources) - len(todo)
         analyse_in_worker = device == "cpu"
         tasks = ((s, time_compression, analyse_in_worker) for s in todo)
@@ -189,7 +208,7 @@ def prepare(
                     writer.skip(source.track_id, source.path, error)
                     continue
                 spec = payload if analyse_in_worker else log_cqt_frames(payload, time_compression, device)
-                writer.add(Track(source.track_id, source.path, spec, duration, source.metadata))
+                writer.add(*split_clips(source, spec, duration, clip_frames, meta["frame_rate"]))
                 summary.written += 1
                 summary.audio_seconds += duration
                 bar.set_postfix(hours=f"{summary.audio_seconds / 3600:.2f}")
