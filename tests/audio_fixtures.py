@@ -61,3 +61,12 @@ def write_broken_files(folder: Path) -> dict[str, Path]:
     files["truncated"].write_bytes(good.read_bytes()[:200])
     good.unlink()
     return files
+
+
+def write_labeled_music(path: Path, label: int, seconds: float = 2.0, seed: int = 0) -> Path:
+    """Music whose tempo and a held drone depend on `label`: classes a linear probe can tell apart."""
+    sr = 22050
+    t = np.arange(int(seconds * sr)) / sr
+    drone = 0.2 * np.sin(2 * np.pi * 110.0 * 2 ** (label * 5 / 12) * t)
+    wave = synth_music(seconds, sr, seed, tempo=80.0 + 40.0 * label) + drone.astype(np.float32)
+    return write_audio(path, (0.8 * wave / np.abs(wave).max()).astype(np.float32), sr)

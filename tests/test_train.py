@@ -66,7 +66,7 @@ def test_pretrain_writes_a_complete_run(cache, tmp_path):
                                                     "epoch0001.pt", "epoch0003.pt"}
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert [int(r["step"]) for r in rows] == list(range(1, 7))  # 16 tracks // 8 = 2 steps × 3 epochs
-    assert all(math.isfinite(float(r["loss"])) for r in rows)
+    assert all(math.isfinite(float(r["loss"])) and 0 <= float(r["acc1"]) <= 1 for r in rows)
     ckpt = load_checkpoint(last)
     assert ckpt["step"] == 6 and ckpt["epoch"] == 3
     assert ckpt["config"]["model"]["name"] == "swin_nano"

@@ -61,8 +61,8 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="YAML config, layered over the defaults (repeatable; e.g. configs/cpu-small.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
-                   help="override one value, e.g. --set optim.epochs=10 (repeatable, applied last)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="override values, e.g. --set optim.epochs=10 train.batch_size=32 (applied last)")
     p.add_argument("--split", help="use only the tracks whose manifest 'split' column has this value")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -82,6 +82,127 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_encoder_args(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="an `s3t pretrain` checkpoint (its query encoder is used)")
+    which.add_argument("--encoder", choices=["random"], help="random: the Random Init baseline, same pipeline "
+                       "(architecture from --config/--set model.*)")
+    p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (model, probe)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="override config values, e.g. --set probe.epochs=100")
+    p.add_argument("--time-compression", type=_positive_int, default=1, metavar="C",
+                   help="with --encoder random: the cache's time compression (a checkpoint knows its own)")
+    p.add_argument("--device", default="cpu", help="where the encoder runs: cpu, cuda …")
+
+
+def _encoder(args: argparse.Namespace):
+    from s3t.config import load_config
+    from s3t.embed import load_encoder, random_encoder
+
+    if args.checkpoint:
+        return load_encoder(args.checkpoint, args.device)
+    cfg = load_config(args.config, args.overrides)
+    return random_encoder(cfg.model, seed=cfg.train.seed, time_compression=args.time_compression, device=args.device)
+
+
+def _add_embed(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="frozen encoder features for a folder, manifest or cache",
+                       description="Write one feature vector per track of INPUT (a folder of audio, a CSV "
+                                   "manifest or a prepared cache) to FEATURES (.npz: track_ids, features). "
+                                   "Audio is prepared into FEATURES.cache/ first. Resumable.")
+    p.add_argument("input", help="folder, CSV manifest or cache folder")
+    p.add_argument("--out", required=True, help="features file (.npz)")
+    _add_encoder_args(p)
+    p.add_argument("--windows", action="store_true", help="mean over half-overlapping windows, not the whole "
+                   "clip resized")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_embed)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from s3t.cache import open_cache
+    from s3t.embed import embed_cache_to_file
+    from s3t.prepare import prepare
+
+    encoder = _encoder(args)
+    source, out = Path(args.input), Path(args.out)
+    if not (source / "index.sqlite").exists():
+        cache_dir = out.with_name(out.name + ".cache")
+        print(prepare(source, cache_dir, workers=args.workers, time_compression=encoder.time_compression,
+                      progress=not args.no_progress))
+        source = cache_dir
+    path = embed_cache_to_file(open_cache(source), encoder, out, windows=args.windows, batch_size=args.batch_size,
+                               progress=not args.no_progress)
+    print(f"features: {path}")
+    return 0
+
+
+def _add_linear_eval(sub: argparse._SubParsersAction) -> None:
+    from s3t.datasets import LOADERS
+
+    p = sub.add_parser("linear-eval", help="linear probe of an encoder on a labeled dataset",
+                       description="Prepare and embed the dataset once (cached in OUT), train linear probes with "
+                                   "the paper's recipe, pick the epoch on validation and write test metrics "
+                                   "(metrics.json, summary.md, plots, probe.pt) to OUT.")
+    p.add_argument("--dataset", required=True, choices=sorted(LOADERS), help="layout of ROOT")
+    p.add_argument("--root", required=True, help="dataset folder as downloaded (csv: the manifest file)")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_encoder_args(p)
+    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training tracks with labels "
+                   "(e.g. 0.01, 0.1, 1.0), stratified, drawn with each seed")
+    p.add_argument("--seeds", type=_positive_int, default=1, help="probes with seeds 0..N-1; mean ± std reported")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the split drawn for folder/csv data without one")
+    p.add_argument("--cache", help="cache folder for the dataset's CQTs (default OUT/cache; share it across runs)")
+    p.add_argument("--clip-seconds", type=float, default=0.0, help="cut tracks into clips of S seconds; metrics "
+                   "per clip and per track")
+    p.add_argument("--windows", action="store_true", help="embed the mean over sliding windows")
+    p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_linear_eval)
+
+
+def _run_linear_eval(args: argparse.Namespace) -> int:
+    from s3t.config import load_config
+    from s3t.datasets import load_dataset
+    from s3t.evaluate import linear_eval, summary_markdown
+
+    dataset = load_dataset(args.dataset, args.root, seed=args.split_seed)
+    encoder = _encoder(args)
+    metrics = linear_eval(dataset, encoder, args.out, load_config(args.config, args.overrides).probe,
+                          label_fraction=args.label_fraction, seeds=args.seeds, cache_dir=args.cache,
+                          clip_seconds=args.clip_seconds, windows=args.windows, workers=args.workers,
+                          progress=not args.no_progress)
+    print(summary_markdown(metrics))
+    print(f"written to {args.out}")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="genres or tags of audio files, with a probe from linear-eval",
+                       description="Score FILES with the probe saved by `s3t linear-eval` in PROBE_DIR on top "
+                                   "of the encoder of CKPT.")
+    p.add_argument("files", nargs="+", help="audio files")
+    p.add_argument("--checkpoint", required=True, help="the checkpoint the probe was trained on")
+    p.add_argument("--probe", required=True, help="a linear-eval output folder (holds probe.pt)")
+    p.add_argument("--top", type=_positive_int, default=3, help="how many labels per file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from s3t.embed import load_encoder
+    from s3t.evaluate import format_predictions, predict
+
+    results = predict(args.files, load_encoder(args.checkpoint, args.device), args.probe, top_k=args.top)
+    print(json.dumps(results, indent=2) if args.json else format_predictions(results))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3t", description="Self-supervised music representations "
                                      "(Swin Transformer + MoCo v2 on constant-Q spectrograms).")
@@ -90,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare(sub)
     _add_pretrain(sub)
+    _add_embed(sub)
+    _add_linear_eval(sub)
+    _add_predict(sub)
     return parser
 
 

@@ -103,12 +103,25 @@ class TrainConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """The linear probe on frozen features (paper section 3.3)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    epochs: int = 50
+    warmup_epochs: int = 5
+    batch_size: int = 0  # 0 = the dataset's: 64 for GTZAN, 256 for the others (the paper's)
+    standardize: bool = True  # scale features by the train split's mean and std first
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     moco: MocoConfig = field(default_factory=MocoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -32,7 +32,8 @@ from s3t.preprocess import input_frames, normalize_db, to_model_input
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["step", "epoch", "loss", "lr", "samples_per_s", "elapsed_s"]
+# loss and acc1 are means over the steps since the previous row
+LOG_FIELDS = ["step", "epoch", "loss", "acc1", "lr", "samples_per_s", "elapsed_s"]
 
 
 class TrainingError(RuntimeError):
@@ -182,11 +183,13 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
     use_amp = cfg.train.amp and ctx.device.type == "cuda"
     gen = torch.Generator(device=ctx.device)
     start_time, seen = time.perf_counter(), 0
+    window: list[tuple[float, float]] = []  # (loss, acc1) of the steps since the last log row
 
     def checkpoint(name: str, at_epoch: int) -> None:
         if ctx.main:
             save_checkpoint(out / name, {"version": __version__, "config": cfg.to_dict(), "model": model.state_dict(),
-                                         "optimizer": opt.state_dict(), "step": step, "epoch": at_epoch})
+                                         "optimizer": opt.state_dict(), "step": step, "epoch": at_epoch,
+                                         "cache_meta": cache.meta})
 
     while epoch < cfg.optim.epochs and not _done(step, cfg):
         dataset.epoch = sampler.epoch = epoch
@@ -200,7 +203,8 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
             lr = cosine_lr(step, total, warmup, base_lr, cfg.optim.min_lr)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss = train_step(net, model, opt, views.to(ctx.device, non_blocking=True), cfg, gen, step, use_amp)
+            loss, acc1 = train_step(net, model, opt, views.to(ctx.device, non_blocking=True), cfg, gen, step,
+                                    use_amp)
             if not math.isfinite(loss):
                 if cfg.train.nan_policy == "stop":
                     raise TrainingError(f"non-finite loss ({loss}) at epoch {epoch}, step {step}; the last good "
@@ -208,10 +212,14 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
                 log.warning("non-finite loss at step %d: step skipped (nan_policy=skip)", step)
             step += 1
             seen += G
+            window.append((loss, acc1))
             rate = seen / (time.perf_counter() - start_time)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
+            bar.set_postfix(loss=f"{loss:.4f}", acc1=f"{acc1:.2f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
             if ctx.main and (step % cfg.train.log_every == 0 or step == total):
-                _append_log(out / "log.csv", [step, epoch, loss, lr, rate, time.perf_counter() - start_time])
+                mean_loss, mean_acc = (sum(v) / len(window) for v in zip(*window))
+                _append_log(out / "log.csv", [step, epoch, mean_loss, mean_acc, lr, rate,
+                                              time.perf_counter() - start_time])
+                window.clear()
             if cfg.train.checkpoint_steps and step % cfg.train.checkpoint_steps == 0:
                 checkpoint("last.pt", epoch)
             if _done(step, cfg):
@@ -230,8 +238,9 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
 
 
 def train_step(net: torch.nn.Module, model: MoCo, opt: torch.optim.Optimizer, views: torch.Tensor, cfg: Config,
-               gen: torch.Generator, step: int, use_amp: bool) -> float:
-    """One MoCo step on a batch of two-view crops (B, 2, 84, T); returns the loss."""
+               gen: torch.Generator, step: int, use_amp: bool) -> tuple[float, float]:
+    """One MoCo step on a batch of two-view crops (B, 2, 84, T); returns the loss and the
+    fraction of queries whose positive key scores above every negative (MoCo's acc@1)."""
     torch.manual_seed(_seed(cfg.train.seed, step, 1))  # drop-path
     gen.manual_seed(_seed(cfg.train.seed, step, 2))  # augmentation
     B = views.shape[0]
@@ -239,14 +248,15 @@ def train_step(net: torch.nn.Module, model: MoCo, opt: torch.optim.Optimizer, vi
     with torch.autocast(views.device.type, dtype=torch.bfloat16, enabled=use_amp):
         logits, labels = net(x[:, 0], x[:, 1])  # (B, 1 + K), (B,)
     loss = F.cross_entropy(logits.float(), labels)
+    acc1 = float((logits.detach().argmax(1) == labels).float().mean())
     opt.zero_grad(set_to_none=True)
     if not torch.isfinite(loss):
-        return float(loss.detach())
+        return float(loss.detach()), acc1
     loss.backward()
     if cfg.optim.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
     opt.step()
-    return float(loss.detach())
+    return float(loss.detach()), acc1
 
 
 def _done(step: int, cfg: Config) -> bool:

@@ -1,0 +1,186 @@
+"""Frozen encoders and the features they give: from checkpoints, caches, files or waves."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from s3t import audio
+from s3t.augment import resize_time
+from s3t.cache import Cache
+from s3t.checkpoint import load_checkpoint
+from s3t.config import ModelConfig, load_config
+from s3t.models import build_encoder
+from s3t.preprocess import input_frames, normalize_db, to_model_input
+
+log = logging.getLogger(__name__)
+
+
+class Encoder(torch.nn.Module):
+    """A frozen backbone with the input pipeline it was trained with: log-CQT (B, 84, T) -> (B, D).
+
+    `time_compression` is that of the cache it was trained on: inputs must be prepared alike.
+    `name` says where the weights came from (a checkpoint path, or 'random').
+    """
+
+    def __init__(self, backbone: torch.nn.Module, model_cfg: ModelConfig, time_compression: int = 1,
+                 name: str = "random"):
+        super().__init__()
+        self.backbone = backbone.eval().requires_grad_(False)
+        self.model_cfg, self.time_compression, self.name = model_cfg, time_compression, name
+        self.frames = input_frames(model_cfg.preprocessor, model_cfg.input_size, model_cfg.fold)
+        self.num_features = backbone.num_features
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    @torch.no_grad()
+    def forward(self, cqt: torch.Tensor) -> torch.Tensor:
+        """(B, 84, T) log-CQTs -> (B, D); each resized in time to the input frames first."""
+        cqt = resize_time(cqt.to(self.device, torch.float32), self.frames)  # (B, 84, frames)
+        m = self.model_cfg
+        return self.backbone(normalize_db(to_model_input(cqt, m.preprocessor, m.input_size, m.fold)))
+
+    def inputs_of(self, cqt: np.ndarray | torch.Tensor, windows: bool = False) -> torch.Tensor:
+        """One clip's (84, T) log-CQT -> the (W, 84, frames) crops whose mean feature is its embedding:
+        the whole clip resized (W = 1), or with `windows` every half-overlapping window of the input
+        length (a clip shorter than one window is resized whole)."""
+        x = torch.as_tensor(np.asarray(cqt, dtype=np.float32))
+        T = x.shape[-1]
+        if not windows or T <= self.frames:
+            return resize_time(x, self.frames).unsqueeze(0)
+        hop = self.frames // 2
+        starts = list(range(0, T - self.frames + 1, hop))
+        return torch.stack([x[:, s : s + self.frames] for s in starts])
+
+    def fingerprint(self) -> str:
+        """A short hash of the weights and input pipeline: names feature files so they never go stale."""
+        h = hashlib.sha1(repr((self.model_cfg, self.time_compression)).encode())
+        for k, v in sorted(self.backbone.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:12]
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
+    """The query encoder of an `s3t pretrain` checkpoint, frozen, with its input pipeline."""
+    ckpt = load_checkpoint(path)
+    cfg = load_config(base=ckpt["config"])
+    backbone = build_encoder(cfg.model)
+    prefix = "encoder_q."
+    weights = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
+    backbone.load_state_dict(weights)
+    compression = int(ckpt.get("cache_meta", {}).get("time_compression", 1))
+    return Encoder(backbone, cfg.model, compression, name=str(path)).to(device)
+
+
+def random_encoder(model_cfg: ModelConfig | None = None, seed: int = 0, time_compression: int = 1,
+                   device: str | torch.device = "cpu") -> Encoder:
+    """The Random Init baseline: an untrained encoder (seeded) with the same pipeline."""
+    model_cfg = model_cfg or ModelConfig()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        backbone = build_encoder(model_cfg)
+    return Encoder(backbone, model_cfg, time_compression, name=f"random(seed={seed})").to(device)
+
+
+def _embed_clips(encoder: Encoder, clips: Iterable[np.ndarray | torch.Tensor], windows: bool,
+                 batch_size: int) -> Iterable[np.ndarray]:
+    """Yield one (D,) feature per (84, T) clip, running the encoder on batches of crops."""
+    pending: list[torch.Tensor] = []  # crops waiting for a batch
+    counts: list[int] = []  # crops per clip, in order
+    done: list[torch.Tensor] = []  # features of the crops encoded so far
+
+    def flush() -> None:
+        if pending:
+            done.extend(encoder(torch.cat(pending)).float().cpu())
+            pending.clear()
+
+    for clip in clips:
+        crops = encoder.inputs_of(clip, windows)
+        pending.append(crops)
+        counts.append(len(crops))
+        if sum(len(p) for p in pending) >= batch_size:
+            flush()
+        while counts and len(done) >= counts[0]:
+            n = counts.pop(0)
+            yield torch.stack(done[:n]).mean(0).numpy()
+            del done[:n]
+    flush()
+    for n in counts:
+        yield torch.stack(done[:n]).mean(0).numpy()
+        del done[:n]
+
+
+def extract_features(cache: Cache, encoder: Encoder, indices: Sequence[int] | None = None, windows: bool = False,
+                     batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    """Features (N, D) float32 of the cache's tracks `indices` (all by default), in that order."""
+    _check_compression(cache, encoder)
+    indices = range(len(cache)) if indices is None else indices
+    clips = (cache[i] for i in tqdm(indices, desc="embed", unit="clip", disable=not progress))
+    return np.stack(list(_embed_clips(encoder, clips, windows, batch_size))) if len(indices) else \
+        np.zeros((0, encoder.num_features), np.float32)
+
+
+def _check_compression(cache: Cache, encoder: Encoder) -> None:
+    c = int(cache.meta.get("time_compression", 1))
+    if c != encoder.time_compression:
+        raise ValueError(f"{cache.root} was prepared with --time-compression {c}, but the encoder was trained "
+                         f"on {encoder.time_compression}; prepare the data again with "
+                         f"--time-compression {encoder.time_compression}")
+
+
+def embed(inputs: Sequence[str | Path | np.ndarray], encoder: Encoder, windows: bool = False,
+          batch_size: int = 32) -> np.ndarray:
+    """Features (N, D) of audio files (paths) or mono 22,050 Hz waves (1-D arrays)."""
+    from s3t.prepare import log_cqt_frames
+
+    def clips():
+        for item in inputs:
+            wave = item if isinstance(item, np.ndarray) else audio.load_audio(item)
+            yield log_cqt_frames(np.asarray(wave, np.float32), encoder.time_compression).T  # (84, T)
+
+    return np.stack(list(_embed_clips(encoder, clips(), windows, batch_size)))
+
+
+def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows: bool = False,
+                        batch_size: int = 32, chunk: int = 256, progress: bool = True) -> Path:
+    """Write every track's feature to `out` (.npz: track_ids, features, encoder), resumably:
+    finished chunks are kept in `out`.partial.npz, so a killed run redoes at most one chunk."""
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial.npz")
+    fingerprint = encoder.fingerprint()
+    ids, feats = [], []
+    if partial.exists():
+        with np.load(partial) as f:
+            kept = [str(t) for t in f["track_ids"]]
+            if str(f["encoder"]) == fingerprint and kept == cache.track_ids[: len(kept)]:
+                ids, feats = kept, list(f["features"])
+                log.info("resuming %s: %d of %d tracks done", out, len(ids), len(cache))
+    todo = list(range(len(ids), len(cache)))
+    bar = tqdm(total=len(cache), initial=len(ids), desc="embed", unit="clip", disable=not progress)
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        feats += list(extract_features(cache, encoder, part, windows, batch_size, progress=False))
+        ids += [cache.track_ids[i] for i in part]
+        _save_npz(partial, track_ids=np.array(ids), features=np.stack(feats), encoder=fingerprint)
+        bar.update(len(part))
+    bar.close()
+    features = np.stack(feats) if feats else np.zeros((0, encoder.num_features), np.float32)
+    _save_npz(out, track_ids=np.array(ids), features=features, encoder=fingerprint)
+    partial.unlink(missing_ok=True)
+    return out
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)

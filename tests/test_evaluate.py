@@ -1,0 +1,245 @@
+"""linear-eval, embed and predict end to end on fixture trees laid out like the real downloads."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audio_fixtures import write_labeled_music
+from s3t.cli import main as cli
+from s3t.config import load_config
+from s3t.datasets import load_folder
+from s3t.embed import Encoder, embed, load_encoder, random_encoder
+from s3t.evaluate import label_subset, linear_eval
+from s3t.prepare import prepare
+from s3t.train import pretrain
+
+TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
+FAST = ["--config", TINY, "--set", "probe.epochs=8", "probe.warmup_epochs=1", "--workers", "0", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def folder_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("folder_data")
+    for label, name in enumerate(("calm", "busy")):
+        for k in range(10):
+            write_labeled_music(root / name / f"{name}{k}.wav", label, seed=label * 100 + k)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(folder_tree, tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("ckpt_cache")
+    prepare(folder_tree, cache, workers=0, progress=False)
+    return pretrain(load_config([TINY], ["train.batch_size=4", "moco.queue_size=8"]), cache,
+                    tmp_path_factory.mktemp("ckpt_run"), progress=False)
+
+
+def test_load_encoder_gives_the_trained_query_encoder(checkpoint):
+    encoder = load_encoder(checkpoint)
+    state = torch.load(checkpoint, weights_only=True)["model"]
+    for k, v in encoder.backbone.state_dict().items():
+        assert torch.equal(v, state["encoder_q." + k])
+    assert not any(p.requires_grad for p in encoder.parameters())
+    assert encoder.frames == 128 and encoder.time_compression == 1
+
+
+def test_embed_files_waves_and_windows(folder_tree):
+    encoder = random_encoder(load_config([TINY]).model)
+    files = sorted(folder_tree.glob("calm/*.wav"))[:3]
+    feats = embed(files, encoder)
+    assert feats.shape == (3, encoder.num_features) and np.isfinite(feats).all()
+    from s3t.audio import load_audio
+
+    np.testing.assert_allclose(embed([load_audio(files[0])], encoder)[0], feats[0], rtol=1e-5, atol=1e-6)
+    windowed = embed(files, encoder, windows=True, batch_size=2)  # 2 s = 87 frames < 128: one window each
+    np.testing.assert_allclose(windowed, feats, rtol=1e-5, atol=1e-6)
+    long = np.zeros((84, 300), np.float32)
+    assert encoder.inputs_of(long, windows=True).shape == (3, 84, 128)  # starts 0, 64, 128
+
+
+def test_random_encoder_is_seeded():
+    cfg = load_config([TINY]).model
+    a, b, c = random_encoder(cfg, seed=0), random_encoder(cfg, seed=0), random_encoder(cfg, seed=1)
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_label_subset_is_stratified_and_seeded(folder_tree):
+    ds = load_folder(folder_tree)
+    train = [i.path for i in ds.split("train")]
+    few = label_subset(ds, train, 0.01, seed=0)
+    assert len(few) == 2 and {Path(p).parent.name for p in few} == {"calm", "busy"}
+    assert label_subset(ds, train, 1.0, seed=5) == set(train)
+    assert label_subset(ds, train, 0.5, seed=0) != label_subset(ds, train, 0.5, seed=1)
+
+
+def test_linear_eval_never_changes_the_encoder(folder_tree, checkpoint, tmp_path):
+    encoder = load_encoder(checkpoint)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    cfg = load_config([TINY], ["probe.epochs=5"]).probe
+    linear_eval(load_folder(folder_tree), encoder, tmp_path, cfg, workers=0, progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in encoder.state_dict().items())
+
+
+def test_folder_linear_eval_then_predict_as_real_processes(folder_tree, checkpoint, tmp_path):
+    out = tmp_path / "probe"
+    run = subprocess.run([sys.executable, "-m", "s3t", "linear-eval", "--dataset", "folder", "--root",
+                          str(folder_tree), "--checkpoint", str(checkpoint), "--out", str(out), "--seeds", "2",
+                          *FAST[2:]], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"] == ["busy", "calm"] and metrics["counts"]["test"] == 4
+    assert len(metrics["track"]["top1_accuracy"]["values"]) == 2
+    assert 0.0 <= metrics["track"]["top1_accuracy"]["mean"] <= 1.0
+    assert metrics["protocol"]["selection"] == "epoch with the best validation top-1"
+    for name in ("summary.md", "confusion_matrix.png", "embedding_map.png", "probe.pt", "manifest.csv"):
+        assert (out / name).stat().st_size > 0
+    assert "top1_accuracy" in (out / "summary.md").read_text()
+
+    files = [str(p) for p in sorted(folder_tree.glob("*/*.wav"))[:2]]
+    pred = subprocess.run([sys.executable, "-m", "s3t", "predict", "--checkpoint", str(checkpoint), "--probe",
+                           str(out), "--top", "2", "--json", *files], capture_output=True, text=True, timeout=300)
+    assert pred.returncode == 0, pred.stderr
+    results = json.loads(pred.stdout)
+    assert [r["path"] for r in results] == files
+    assert all({t["label"] for t in r["top"]} == {"busy", "calm"} for r in results)
+    assert all(abs(sum(t["score"] for t in r["top"]) - 1.0) < 1e-5 for r in results)
+
+
+def test_random_init_separates_fixture_classes(folder_tree, tmp_path):
+    """Known answer: the fixture classes differ in tempo and drone pitch; a probe finds that."""
+    assert cli(["linear-eval", "--dataset", "folder", "--root", str(folder_tree), "--encoder", "random",
+                "--out", str(tmp_path), "--set", "probe.epochs=30", *FAST[:2], *FAST[5:]]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["track"]["top1_accuracy"]["mean"] == 1.0
+    assert metrics["encoder"] == "random(seed=0)"
+
+
+def test_features_are_computed_once_per_encoder(folder_tree, tmp_path):
+    args = ["linear-eval", "--dataset", "folder", "--root", str(folder_tree), "--encoder", "random",
+            "--out", str(tmp_path), *FAST]
+    assert cli(args) == 0
+    feature_files = list((tmp_path / "features").glob("*.npz"))
+    stamp = feature_files[0].stat().st_mtime_ns
+    assert cli(args) == 0
+    assert [f.stat().st_mtime_ns for f in (tmp_path / "features").glob("*.npz")] == [stamp]
+
+
+def gtzan_tree(root: Path) -> Path:
+    lists = {s: (Path(__file__).parents[1] / "src/s3t/splits/gtzan" / f"{s}_filtered.txt").read_text().split()
+             for s in ("train", "valid", "test")}
+    for genre, label in (("blues", 0), ("metal", 1)):
+        for split, n in (("train", 4), ("valid", 2), ("test", 2)):
+            for rel in [r for r in lists[split] if r.startswith(genre + "/")][:n]:
+                write_labeled_music(root / "genres" / rel, label, seed=hash(rel) % 1000)
+    return root
+
+
+def fma_tree(root: Path) -> Path:
+    from test_datasets import write_fma_tracks
+
+    rows = []
+    for k, (split, genre, label) in enumerate([(s, g, lab) for s, n in (("training", 4), ("validation", 2),
+                                                                          ("test", 2))
+                                                for g, lab in (("Rock", 0), ("Folk", 1)) for _ in range(n)]):
+        track = 1000 + k
+        rows.append((track, split, "small", genre))
+        write_labeled_music(root / "fma_small" / f"{track:06d}"[:3] / f"{track:06d}.mp3", label, seed=k)
+    rows.append((99134, "training", "small", "Rock"))  # listed, no audio: skipped with a warning
+    write_fma_tracks(root / "fma_metadata" / "tracks.csv", rows)
+    return root
+
+
+def mtat_tree(root: Path) -> Path:
+    from test_datasets import write_mtat
+
+    rows = []
+    for k, folder in enumerate("0123456789abcdef"):
+        for j in range(2):
+            label = (k + j) % 2
+            rel = f"{folder}/clip{k}_{j}.mp3"
+            write_labeled_music(root / "mp3" / rel, label, seed=k * 2 + j)
+            rows.append((rel, {"slow": 1 - label, "fast": label, "drums": 1}))
+    write_mtat(root, rows, ["slow", "fast", "drums", "vocal"])
+    return root
+
+
+def csv_tree(root: Path) -> Path:
+    root.mkdir(parents=True)
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label"])
+        for k in range(12):
+            write_labeled_music(root / "audio" / f"{k}.flac", k % 2, seed=k)
+            w.writerow([f"audio/{k}.flac", ["low", "high"][k % 2]])
+    return root / "labels.csv"
+
+
+@pytest.mark.parametrize("kind, build, headline", [
+    ("gtzan", gtzan_tree, "top1_accuracy"), ("fma", fma_tree, "top1_accuracy"),
+    ("mtat", mtat_tree, "roc_auc_macro"), ("csv", csv_tree, "top1_accuracy")])
+def test_every_dataset_kind_evaluates_from_the_cli(kind, build, headline, tmp_path):
+    root = build(tmp_path / "data")
+    assert cli(["linear-eval", "--dataset", kind, "--root", str(root), "--encoder", "random",
+                "--out", str(tmp_path / "out"), "--label-fraction", "0.5", *FAST]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert 0.0 <= metrics["track"][headline]["mean"] <= 1.0
+    assert metrics["protocol"]["label_fraction"] == 0.5
+    picture = "tag_auc.png" if kind == "mtat" else "confusion_matrix.png"
+    assert (tmp_path / "out" / picture).stat().st_size > 0
+
+
+def test_embed_cli_writes_features_for_a_folder(folder_tree, checkpoint, tmp_path):
+    out = tmp_path / "feats.npz"
+    assert cli(["embed", str(folder_tree), "--checkpoint", str(checkpoint), "--out", str(out),
+                "--workers", "0", "--no-progress"]) == 0
+    with np.load(out) as f:
+        assert f["features"].shape == (20, load_encoder(checkpoint).num_features)
+        assert list(f["track_ids"])[:2] == ["busy/busy0.wav", "busy/busy1.wav"]
+
+
+def test_embed_resumes_from_finished_chunks(folder_tree, tmp_path, monkeypatch):
+    from s3t import embed as embed_module
+    from s3t.cache import open_cache
+
+    cache_dir = tmp_path / "cache"
+    prepare(folder_tree, cache_dir, workers=0, progress=False)
+    cache, encoder = open_cache(cache_dir), random_encoder(load_config([TINY]).model)
+    full = embed_module.embed_cache_to_file(cache, encoder, tmp_path / "full.npz", chunk=8, progress=False)
+
+    calls = []
+    real = embed_module.extract_features
+
+    def dies_on_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embed_module, "extract_features", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        embed_module.embed_cache_to_file(cache, encoder, tmp_path / "part.npz", chunk=8, progress=False)
+    monkeypatch.setattr(embed_module, "extract_features", real)
+    seen = []
+    monkeypatch.setattr(embed_module, "extract_features", lambda c, e, idx, *a, **k: seen.append(list(idx)) or
+                        real(c, e, idx, *a, **k))
+    resumed = embed_module.embed_cache_to_file(cache, encoder, tmp_path / "part.npz", chunk=8, progress=False)
+    assert seen == [list(range(8, 16)), list(range(16, 20))]  # the first chunk was not redone
+    with np.load(full) as a, np.load(resumed) as b:
+        np.testing.assert_allclose(a["features"], b["features"], rtol=1e-5, atol=1e-6)
+        assert list(a["track_ids"]) == list(b["track_ids"])
+
+
+def test_encoder_refuses_a_cache_of_another_time_compression(folder_tree, tmp_path):
+    from s3t.cache import open_cache
+    from s3t.embed import extract_features
+
+    prepare(folder_tree, tmp_path, workers=0, time_compression=2, progress=False)
+    encoder = Encoder(random_encoder(load_config([TINY]).model).backbone, load_config([TINY]).model, 1)
+    with pytest.raises(ValueError, match="--time-compression 2"):
+        extract_features(open_cache(tmp_path), encoder, progress=False)
