@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch comes first and pinned: this workplace serves these builds from local disk.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test bench clean
+.PHONY: venv test demo bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ venv: $(BIN)/.installed
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+demo: venv
+	$(BIN)/s3t demo --out demo
 
 bench: venv
 	$(BIN)/python benchmarks/bench_frontend.py

@@ -50,6 +50,7 @@ def bench_config(name: str, batch: int, steps: int, cache_path: str | None, work
     model = build_model(cfg)
     size, frames = cfg.model.input_size, input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold)
     views = torch.randn(batch, 2, 84, frames) * 20 - 40  # dB-like
+    groups = torch.arange(batch)
     x = torch.randn(batch, 1, size, size)
 
     def bare():
@@ -64,7 +65,7 @@ def bench_config(name: str, batch: int, steps: int, cache_path: str | None, work
     gen = torch.Generator()
     counter = iter(range(10**9))
     t_bare = mean_time(bare, steps)
-    t_step = mean_time(lambda: train_step(model, model, opt, views, cfg, gen, next(counter), False), steps)
+    t_step = mean_time(lambda: train_step(model, model, opt, views, groups, cfg, gen, next(counter), False), steps)
     # the parts of a step, each alone
     t_aug = mean_time(lambda: model_input(augment.augment_views(views, cfg.augment, gen).flatten(0, 1), cfg), steps)
     with torch.no_grad():

@@ -96,3 +96,16 @@ def test_loss_decreases_over_a_few_epochs_of_a_fixed_pool():
             losses.append(loss.item())
         epoch_losses.append(sum(losses) / len(losses))
     assert epoch_losses[-1] < 0.6 * epoch_losses[0], epoch_losses
+
+
+def test_keys_of_the_query_track_are_no_negatives():
+    m = tiny_moco(queue=8)
+    x = torch.randn(4, 1, 64, 64)
+    m(x, x, torch.tensor([0, 1, 2, 3]))  # fills half the queue with tracks 0-3
+    assert m.queue_groups.tolist() == [0, 1, 2, 3, -1, -1, -1, -1]
+    logits, labels = m(x, x, torch.tensor([1, 5, 6, 7]))
+    masked = torch.isinf(logits[:, 1:])
+    assert masked.tolist()[0] == [False, True, False, False, False, False, False, False]
+    assert masked[1:].sum() == 0 and torch.isfinite(F.cross_entropy(logits, labels))
+    m.cfg.mask_same_track = False
+    assert torch.isfinite(m(x, x, torch.tensor([1, 5, 6, 7]))[0]).all()

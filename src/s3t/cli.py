@@ -60,7 +60,7 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="cache folder")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", action="append", default=[], metavar="FILE",
-                   help="YAML config, layered over the defaults (repeatable; e.g. configs/cpu-small.yaml)")
+                   help="YAML config or preset name (paper, cpu-small, tiny), layered over the defaults (repeatable)")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
                    help="override values, e.g. --set optim.epochs=10 train.batch_size=32 (applied last)")
     p.add_argument("--split", help="use only the tracks whose manifest 'split' column has this value")
@@ -203,6 +203,31 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the whole method on a built-in synthetic corpus, ending in a report",
+                       description="Synthesise a labeled music corpus, prepare it, pre-train the CPU preset for "
+                                   "about M minutes, probe the pre-trained and a random-init encoder and write "
+                                   "a report. Resumable: run it again to continue.")
+    p.add_argument("--out", default="demo", help="output folder (default: demo)")
+    p.add_argument("--minutes", type=float, default=8.0, help="pre-training time budget")
+    p.add_argument("--clips-per-style", type=_positive_int, default=40)
+    p.add_argument("--workers", type=_non_negative_int, default=2)
+    p.add_argument("--config", default="cpu-small", help="preset or YAML file for pre-training")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE", dest="overrides")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from s3t.demo import run_demo
+
+    report = run_demo(args.out, minutes=args.minutes, clips_per_style=args.clips_per_style, workers=args.workers,
+                      config=args.config, overrides=tuple(args.overrides), progress=not args.no_progress)
+    print(report.read_text())
+    print(f"report: {report.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3t", description="Self-supervised music representations "
                                      "(Swin Transformer + MoCo v2 on constant-Q spectrograms).")
@@ -214,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed(sub)
     _add_linear_eval(sub)
     _add_predict(sub)
+    _add_demo(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from importlib import resources
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -75,6 +76,7 @@ class MocoConfig:
     queue_size: int = 65536
     momentum: float = 0.999
     temperature: float = 0.2
+    mask_same_track: bool = True  # queued keys of the query's own track are not negatives (not in the paper)
 
 
 @dataclass
@@ -184,6 +186,22 @@ def parse_override(text: str) -> dict:
     return {parts[0]: {parts[1]: value}}
 
 
+def presets() -> list[str]:
+    """Names of the configs shipped in the package (`--config cpu-small` works from anywhere)."""
+    return sorted(p.name[:-5] for p in resources.files("s3t").joinpath("configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def config_path(name: str | Path) -> Path:
+    """A YAML file's path, or the packaged preset of that name."""
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    packaged = resources.files("s3t").joinpath("configs", f"{name}.yaml")
+    if not packaged.is_file():
+        raise ConfigError(f"{name}: no such config file, nor a preset; presets are {', '.join(presets())}")
+    return Path(str(packaged))
+
+
 def load_config(files: typing.Sequence[str | Path] = (), overrides: typing.Sequence[str] = (),
                 base: Config | dict | None = None) -> Config:
     """Defaults (or `base`), then each YAML file in order, then each override."""
@@ -192,9 +210,9 @@ def load_config(files: typing.Sequence[str | Path] = (), overrides: typing.Seque
         cfg = _merge(cfg, base, "checkpoint config")
     elif base is not None:
         cfg = base
-    for path in files:
+    for path in map(config_path, files):
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
             raise ConfigError(f"{path}: cannot read the config: {e}") from None
         cfg = _merge(cfg, data, str(path))

@@ -71,6 +71,8 @@ class MoCo(torch.nn.Module):
             p.requires_grad = False
         self.register_buffer("queue", F.normalize(torch.randn(cfg.dim, cfg.queue_size), dim=0))  # (C, K)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        # the track each queued key came from (-1: none); see forward
+        self.register_buffer("queue_groups", torch.full((cfg.queue_size,), -1, dtype=torch.long))
 
     def key_modules(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
         return [(self.encoder_k, self.encoder_q), (self.head_k, self.head_q)]
@@ -81,8 +83,8 @@ class MoCo(torch.nn.Module):
             momentum_update(target, source, self.cfg.momentum if m is None else m)
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Replace the oldest len(keys) entries of the queue with keys (N, C)."""
+    def enqueue(self, keys: torch.Tensor, groups: torch.Tensor | None = None) -> None:
+        """Replace the oldest len(keys) entries of the queue with keys (N, C) from tracks `groups` (N,)."""
         if not torch.isfinite(keys).all():
             return  # a diverged step must not poison the negatives of the steps after it
         n, K = len(keys), self.queue.shape[1]
@@ -90,22 +92,29 @@ class MoCo(torch.nn.Module):
             raise ValueError(f"moco.queue_size {K} must be a multiple of the global batch {n}")
         ptr = int(self.queue_ptr)
         self.queue[:, ptr : ptr + n] = keys.T
+        self.queue_groups[ptr : ptr + n] = -1 if groups is None else groups
         self.queue_ptr.fill_((ptr + n) % K)
 
     def encode_keys(self, x_k: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return F.normalize(self.head_k(self.encoder_k(x_k)), dim=1)  # (N, C)
 
-    def forward(self, x_q: torch.Tensor, x_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two views (N, 1, S, S) -> InfoNCE logits (N, 1 + K) and labels (N,).
+    def forward(self, x_q: torch.Tensor, x_k: torch.Tensor, groups: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two views (N, 1, S, S) of items from tracks `groups` (N,) -> InfoNCE logits (N, 1 + K), labels (N,).
 
         Updates the key encoder (EMA) before encoding the keys and enqueues the keys of all
-        ranks afterwards, as in MoCo. Encoders built only from per-sample layers (Swin's
-        LayerNorm) need no shuffle-BN.
+        ranks afterwards, as in MoCo. With `moco.mask_same_track`, queued keys of the query's
+        own track are no negatives (logit −inf): another clip of the same song, or the song's
+        own older key when the queue outgrows a small corpus, is not a different instance.
+        Encoders built only from per-sample layers (Swin's LayerNorm) need no shuffle-BN.
         """
         q = F.normalize(self.head_q(self.encoder_q(x_q)), dim=1)  # (N, C)
         self.momentum_step()
         k = self.encode_keys(x_k)  # (N, C)
         logits, labels = info_nce(q, k, self.queue.clone().detach(), self.cfg.temperature)
-        self.enqueue(gather_from_all_ranks(k))
+        if groups is not None and self.cfg.mask_same_track:
+            same = groups[:, None] == self.queue_groups[None, :]  # (N, K)
+            logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], dim=1)
+        self.enqueue(gather_from_all_ranks(k), None if groups is None else gather_from_all_ranks(groups))
         return logits, labels

@@ -53,22 +53,31 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def track_groups(cache: Cache) -> list[int]:
+    """An integer per cache entry naming the track it comes from: the clips of a track share it."""
+    names = cache.column("track") if cache.meta.get("clip_seconds") else cache.track_ids
+    ids: dict[str, int] = {}
+    return [ids.setdefault(name or tid, len(ids)) for name, tid in zip(names, cache.track_ids)]
+
+
 class TwoCropDataset(torch.utils.data.Dataset):
-    """Two random multi-crops of a cached track, resized to the model's input frames: (2, 84, T)."""
+    """Two random multi-crops of a cached track, resized to the model's input frames: (2, 84, T),
+    and the id of the track they come from."""
 
     def __init__(self, cache: Cache, indices: list[int], frames: int, crop_ratio: tuple[float, float], seed: int):
         self.cache, self.indices, self.frames = cache, indices, frames
         self.crop_ratio, self.seed, self.epoch = crop_ratio, seed, 0
+        self.groups = track_groups(cache)
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         track = self.indices[i]
         gen = torch.Generator().manual_seed(_seed(self.seed, self.epoch, track))
         windows = augment.sample_crop_windows(int(self.cache.frames[track]), self.crop_ratio, 2, gen)
         crops = [torch.from_numpy(np.array(self.cache.crop(track, s, n), dtype=np.float32)) for s, n in windows]
-        return torch.stack([augment.resize_time(c, self.frames) for c in crops])  # (2, 84, T)
+        return torch.stack([augment.resize_time(c, self.frames) for c in crops]), self.groups[track]  # (2, 84, T)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -147,7 +156,7 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
         raise TrainingError(f"{len(tracks)} tracks, fewer than one global batch of {G}; lower train.batch_size")
     if cfg.moco.queue_size % G:
         raise ValueError(f"moco.queue_size {cfg.moco.queue_size} must be a multiple of the global batch {G}")
-    if cfg.moco.queue_size > len(tracks) - G:
+    if cfg.moco.queue_size > len(tracks) - G and not cfg.moco.mask_same_track:
         log.warning("moco.queue_size %d is not smaller than the %d tracks minus a batch: tracks will meet their "
                     "own older keys as negatives; a queue of at most %d fits this corpus",
                     cfg.moco.queue_size, len(tracks), (len(tracks) - G) // G * G)
@@ -199,12 +208,12 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
                                              pin_memory=ctx.device.type == "cuda",
                                              persistent_workers=False)
         bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and ctx.main), unit="batch")
-        for views in bar:
+        for views, groups in bar:
             lr = cosine_lr(step, total, warmup, base_lr, cfg.optim.min_lr)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss, acc1 = train_step(net, model, opt, views.to(ctx.device, non_blocking=True), cfg, gen, step,
-                                    use_amp)
+            loss, acc1 = train_step(net, model, opt, views.to(ctx.device, non_blocking=True),
+                                    groups.to(ctx.device), cfg, gen, step, use_amp)
             if not math.isfinite(loss):
                 if cfg.train.nan_policy == "stop":
                     raise TrainingError(f"non-finite loss ({loss}) at epoch {epoch}, step {step}; the last good "
@@ -237,16 +246,17 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
     return last
 
 
-def train_step(net: torch.nn.Module, model: MoCo, opt: torch.optim.Optimizer, views: torch.Tensor, cfg: Config,
-               gen: torch.Generator, step: int, use_amp: bool) -> tuple[float, float]:
-    """One MoCo step on a batch of two-view crops (B, 2, 84, T); returns the loss and the
+def train_step(net: torch.nn.Module, model: MoCo, opt: torch.optim.Optimizer, views: torch.Tensor,
+               groups: torch.Tensor | None, cfg: Config, gen: torch.Generator, step: int, use_amp: bool
+               ) -> tuple[float, float]:
+    """One MoCo step on a batch of two-view crops (B, 2, 84, T) from tracks `groups` (B,); returns the loss and the
     fraction of queries whose positive key scores above every negative (MoCo's acc@1)."""
     torch.manual_seed(_seed(cfg.train.seed, step, 1))  # drop-path
     gen.manual_seed(_seed(cfg.train.seed, step, 2))  # augmentation
     B = views.shape[0]
     x = model_input(augment.augment_views(views, cfg.augment, gen).flatten(0, 1), cfg).unflatten(0, (B, 2))
     with torch.autocast(views.device.type, dtype=torch.bfloat16, enabled=use_amp):
-        logits, labels = net(x[:, 0], x[:, 1])  # (B, 1 + K), (B,)
+        logits, labels = net(x[:, 0], x[:, 1], groups)  # (B, 1 + K), (B,)
     loss = F.cross_entropy(logits.float(), labels)
     acc1 = float((logits.detach().argmax(1) == labels).float().mean())
     opt.zero_grad(set_to_none=True)
