@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from s3t.datasets import (DatasetError, load_csv, load_dataset, load_fma, load_folder, load_gtzan, load_mtat,
-                          stratified_split)
+                          stratified_split, with_validation)
 
 SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "splits"
 
@@ -156,3 +156,13 @@ def test_stratified_split_keeps_every_label_in_train():
 def test_unknown_dataset_kind():
     with pytest.raises(DatasetError, match="expected one of gtzan, fma, mtat, folder, csv"):
         load_dataset("imagenet", "/tmp")
+
+
+def test_validation_is_held_out_of_train_when_missing(tmp_path):
+    rows = "".join(f"{k}.wav,{'ab'[k % 2]},{'train' if k < 40 else 'test'}\n" for k in range(50))
+    (tmp_path / "m.csv").write_text("path,label,split\n" + rows)
+    ds = with_validation(load_csv(tmp_path / "m.csv"), seed=1)
+    assert ds.counts() == {"train": 36, "valid": 4, "test": 10}
+    assert Counter(i.labels[0] for i in ds.split("valid")) == {"a": 2, "b": 2}
+    assert [i.split for i in with_validation(load_csv(tmp_path / "m.csv"), 1).items] == [i.split for i in ds.items]
+    assert with_validation(ds) is ds

@@ -14,7 +14,7 @@ from audio_fixtures import write_labeled_music
 from s3t.cli import main as cli
 from s3t.config import load_config
 from s3t.datasets import load_folder
-from s3t.embed import Encoder, embed, load_encoder, random_encoder
+from s3t.encoder import Encoder, embed, load_encoder, random_encoder
 from s3t.evaluate import label_subset, linear_eval
 from s3t.prepare import prepare
 from s3t.train import pretrain
@@ -204,7 +204,7 @@ def test_embed_cli_writes_features_for_a_folder(folder_tree, checkpoint, tmp_pat
 
 
 def test_embed_resumes_from_finished_chunks(folder_tree, tmp_path, monkeypatch):
-    from s3t import embed as embed_module
+    from s3t import encoder as embed_module
     from s3t.cache import open_cache
 
     cache_dir = tmp_path / "cache"
@@ -237,7 +237,7 @@ def test_embed_resumes_from_finished_chunks(folder_tree, tmp_path, monkeypatch):
 
 def test_encoder_refuses_a_cache_of_another_time_compression(folder_tree, tmp_path):
     from s3t.cache import open_cache
-    from s3t.embed import extract_features
+    from s3t.encoder import extract_features
 
     prepare(folder_tree, tmp_path, workers=0, time_compression=2, progress=False)
     encoder = Encoder(random_encoder(load_config([TINY]).model).backbone, load_config([TINY]).model, 1)

@@ -38,3 +38,11 @@ def test_geometry_errors_name_the_numbers():
     model = build_encoder(ModelConfig(name="swin_nano", input_size=64))
     with pytest.raises(ValueError, match=r"expected input \(B, 1, 64, 64\)"):
         model(torch.randn(1, 1, 64, 32))
+
+
+def test_frozen_patch_embedding_gets_no_gradient():
+    model = build_encoder(ModelConfig(name="swin_nano", input_size=64, drop_path=0.0, freeze_patch_embed=True))
+    model(torch.randn(2, 1, 64, 64)).sum().backward()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith("swin.patch_embed.") for n in frozen)
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

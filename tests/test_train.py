@@ -154,3 +154,17 @@ def test_torchrun_two_cpu_processes(cache, tmp_path):
     assert ckpt["step"] == 4
     assert int(ckpt["model"]["queue_ptr"]) == (4 * 8) % 64
     assert not torch.equal(ckpt["model"]["queue"][:, :8], ckpt["model"]["queue"][:, 8:16])
+
+
+def test_clips_of_one_track_share_a_group(tmp_path):
+    from s3t.cache import open_cache
+    from s3t.train import track_groups
+
+    for i in range(3):
+        write_music(tmp_path / "audio" / f"t{i}.wav", seconds=3.0 + i, seed=i)
+    prepare(tmp_path / "audio", tmp_path / "clips", workers=0, clip_seconds=1.0, progress=False)
+    cache = open_cache(tmp_path / "clips")
+    groups = track_groups(cache)
+    tracks = [t.split("#")[0] for t in cache.track_ids]
+    assert len(groups) == 3 + 4 + 5 and len(set(groups)) == 3
+    assert all((groups[a] == groups[b]) == (tracks[a] == tracks[b]) for a in range(12) for b in range(12))

@@ -97,7 +97,7 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
 
 def _encoder(args: argparse.Namespace):
     from s3t.config import load_config
-    from s3t.embed import load_encoder, random_encoder
+    from s3t.encoder import load_encoder, random_encoder
 
     if args.checkpoint:
         return load_encoder(args.checkpoint, args.device)
@@ -123,7 +123,7 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
 
 def _run_embed(args: argparse.Namespace) -> int:
     from s3t.cache import open_cache
-    from s3t.embed import embed_cache_to_file
+    from s3t.encoder import embed_cache_to_file
     from s3t.prepare import prepare
 
     encoder = _encoder(args)
@@ -195,7 +195,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     import json
 
-    from s3t.embed import load_encoder
+    from s3t.encoder import load_encoder
     from s3t.evaluate import format_predictions, predict
 
     results = predict(args.files, load_encoder(args.checkpoint, args.device), args.probe, top_k=args.top)

@@ -66,6 +66,7 @@ class ModelConfig:
     input_size: int = 256  # the square input: 84 × 768 folds to 252 × 256, padded to 256 × 256
     fold: int = 3  # time segments stacked by time_fold (tiling uses 4 copies)
     drop_path: float = 0.1
+    freeze_patch_embed: bool = False  # keep the random patch projection fixed (MoCo v3's fix for ViT instability)
 
 
 @dataclass

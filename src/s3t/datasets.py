@@ -257,6 +257,27 @@ def stratified_split(labels: list[str], seed: int, fractions: tuple[float, float
     return out
 
 
+def with_validation(dataset: LabeledSet, seed: int = 0, fraction: float = 0.1) -> LabeledSet:
+    """The dataset itself, or, when it has no validation items, a copy in which a stratified
+    `fraction` of the training items (at least one per label with 3 or more) became validation."""
+    if dataset.split("valid") or not dataset.split("train"):
+        return dataset
+    rng = random.Random(seed)
+    by_label: dict[str, list[Item]] = {}
+    for item in dataset.split("train"):
+        by_label.setdefault(";".join(item.labels), []).append(item)
+    moved: set[int] = set()
+    for label in sorted(by_label):
+        members = by_label[label]
+        rng.shuffle(members)
+        n = max(1, round(fraction * len(members))) if len(members) >= 3 else 0
+        moved |= {id(item) for item in members[:n]}
+    log.info("%s has no validation split: %d of its %d training items are held out for it (seed %d)",
+             dataset.name, len(moved), len(dataset.split("train")), seed)
+    items = [Item(i.path, i.labels, "valid") if id(i) in moved else i for i in dataset.items]
+    return LabeledSet(dataset.name, dataset.classes, dataset.multilabel, items)
+
+
 LOADERS = {"gtzan": load_gtzan, "fma": load_fma, "mtat": load_mtat, "folder": load_folder, "csv": load_csv}
 
 

@@ -17,9 +17,9 @@ import torch
 
 from s3t import synth
 from s3t.config import Config, load_config
-from s3t.datasets import load_folder
-from s3t.embed import load_encoder, random_encoder
-from s3t.evaluate import HEADLINE, _write_manifest, linear_eval
+from s3t.datasets import LabeledSet, load_folder, with_validation
+from s3t.encoder import load_encoder, random_encoder
+from s3t.evaluate import HEADLINE, write_manifest, linear_eval
 from s3t.prepare import prepare
 from s3t.preprocess import input_frames
 from s3t.train import build_model, pretrain, train_step
@@ -48,24 +48,39 @@ def plan_epochs(cfg: Config, n_train: int, minutes: float) -> int:
     return max(1, int(minutes * 60 / seconds_per_step(cfg) / steps_per_epoch))
 
 
+def pretrain_and_probe(dataset: LabeledSet, out: Path, cfg: Config, clip_seconds: float = 0.0, workers: int = 2,
+                       progress: bool = True) -> tuple[dict, dict[str, float]]:
+    """Prepare `dataset` into `out`/cache, pre-train on its train split (resumably) and probe the
+    pre-trained and a random-init encoder on it. Returns {'s3t'|'random': metrics} and stage times."""
+    dataset = with_validation(dataset)
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    write_manifest(dataset, out / "manifest.csv")
+    prepare(out / "manifest.csv", out / "cache", workers=workers, clip_seconds=clip_seconds, progress=progress)
+    times["prepare"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    checkpoint = pretrain(cfg, out / "cache", out / "run", resume=True, split="train", progress=progress)
+    times["pre-train"] = time.perf_counter() - t
+
+    results = {}
+    for name, encoder in (("s3t", load_encoder(checkpoint)), ("random", random_encoder(cfg.model, seed=cfg.train.seed))):
+        t = time.perf_counter()
+        results[name] = linear_eval(dataset, encoder, out / f"probe-{name}", cfg.probe, cache_dir=out / "cache",
+                                    clip_seconds=clip_seconds, workers=workers, progress=progress)
+        times[f"linear probe ({name})"] = time.perf_counter() - t
+    return results, times
+
+
 def run_demo(out: str | Path = "demo", minutes: float = 8.0, clips_per_style: int = 40, workers: int = 2,
              config: str = "cpu-small", overrides: tuple[str, ...] = (), progress: bool = True) -> Path:
     """Run the demo into `out`; returns the report's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    times: dict[str, float] = {}
-
     t = time.perf_counter()
-    corpus = synth.write_corpus(out / "corpus", clips_per_style=clips_per_style)
-    dataset = load_folder(corpus, seed=0)
-    times["synthesise corpus"] = time.perf_counter() - t
+    dataset = load_folder(synth.write_corpus(out / "corpus", clips_per_style=clips_per_style), seed=0)
+    synth_seconds = time.perf_counter() - t
 
-    t = time.perf_counter()
-    _write_manifest(dataset, out / "manifest.csv")
-    prepare(out / "manifest.csv", out / "cache", workers=workers, progress=progress)
-    times["prepare"] = time.perf_counter() - t
-
-    t = time.perf_counter()
     plan_file = out / "plan.json"
     if plan_file.exists():  # a resumed demo keeps the schedule it started with
         epochs = json.loads(plan_file.read_text())["epochs"]
@@ -74,18 +89,11 @@ def run_demo(out: str | Path = "demo", minutes: float = 8.0, clips_per_style: in
         plan_file.write_text(json.dumps({"epochs": epochs, "minutes": minutes}))
     cfg = load_config([config], [*overrides, f"optim.epochs={epochs}"])
     log.info("pre-training %s for %d epochs (about %.0f minutes)", cfg.model.name, epochs, minutes)
-    checkpoint = pretrain(cfg, out / "cache", out / "run", resume=True, split="train", progress=progress)
-    times["pre-train"] = time.perf_counter() - t
-
-    results = {}
-    for name, encoder in (("s3t", load_encoder(checkpoint)), ("random", random_encoder(cfg.model, seed=cfg.train.seed))):
-        t = time.perf_counter()
-        results[name] = linear_eval(dataset, encoder, out / f"probe-{name}", cfg.probe, cache_dir=out / "cache",
-                                    workers=workers, progress=progress)
-        times[f"linear probe ({name})"] = time.perf_counter() - t
+    results, times = pretrain_and_probe(dataset, out, cfg, workers=workers, progress=progress)
     shutil.copy(out / "run" / "loss.png", out / "loss.png")
     report = out / "report.md"
-    report.write_text(demo_report(results, times, cfg, dataset.counts(), epochs))
+    report.write_text(demo_report(results, {"synthesise corpus": synth_seconds, **times}, cfg, dataset.counts(),
+                                  epochs))
     return report
 
 

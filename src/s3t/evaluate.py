@@ -16,8 +16,8 @@ from s3t import plots
 from s3t.cache import open_cache
 from s3t.checkpoint import save_checkpoint
 from s3t.config import ProbeConfig
-from s3t.datasets import LabeledSet
-from s3t.embed import Encoder, embed, embed_cache_to_file
+from s3t.datasets import LabeledSet, with_validation
+from s3t.encoder import Encoder, embed, embed_cache_to_file
 from s3t.prepare import prepare
 from s3t.probe import Probe, multilabel_metrics, single_label_metrics, train_probe
 
@@ -31,7 +31,7 @@ def default_batch_size(dataset: str) -> int:
     return 256 if dataset.startswith(("fma", "mtat")) else 64
 
 
-def _write_manifest(dataset: LabeledSet, path: Path) -> None:
+def write_manifest(dataset: LabeledSet, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -84,8 +84,9 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)
+    dataset = with_validation(dataset)
     cache_dir = Path(cache_dir) if cache_dir else out / "cache"
-    _write_manifest(dataset, out / "manifest.csv")
+    write_manifest(dataset, out / "manifest.csv")
     summary = prepare(out / "manifest.csv", cache_dir, workers=workers, time_compression=encoder.time_compression,
                       clip_seconds=clip_seconds, progress=progress)
     cache = open_cache(cache_dir)

@@ -51,7 +51,7 @@ def check_swin_geometry(size: int, preset: SwinPreset) -> None:
 class SwinEncoder(torch.nn.Module):
     """timm SwinTransformer on one-channel spectrogram images, pooled: (B, 1, S, S) -> (B, D)."""
 
-    def __init__(self, size: int, preset: SwinPreset, drop_path: float):
+    def __init__(self, size: int, preset: SwinPreset, drop_path: float, freeze_patch_embed: bool = False):
         super().__init__()
         check_swin_geometry(size, preset)
         self.size = size
@@ -60,6 +60,7 @@ class SwinEncoder(torch.nn.Module):
             embed_dim=preset.embed_dim, depths=preset.depths, num_heads=preset.num_heads,
             window_size=preset.window_size, drop_path_rate=drop_path,
         )
+        self.swin.patch_embed.requires_grad_(not freeze_patch_embed)
         self.num_features = self.swin.num_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +70,7 @@ class SwinEncoder(torch.nn.Module):
 
 
 def _swin_builder(name: str) -> Callable[[ModelConfig], torch.nn.Module]:
-    return lambda cfg: SwinEncoder(cfg.input_size, SWIN_PRESETS[name], cfg.drop_path)
+    return lambda cfg: SwinEncoder(cfg.input_size, SWIN_PRESETS[name], cfg.drop_path, cfg.freeze_patch_embed)
 
 
 ENCODERS: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
