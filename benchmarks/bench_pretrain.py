@@ -87,8 +87,8 @@ def bench_config(name: str, batch: int, steps: int, cache_path: str | None, work
                                              drop_last=True)
         n, start = 0, time.perf_counter()
         while n < 4 * batch * max(1, len(cache) // batch):  # a few passes over the corpus
-            for views_batch in loader:
-                n += len(views_batch)
+            for views, _ in loader:
+                n += len(views)
         loader_rate = n / (time.perf_counter() - start)
         result.update({"loader_workers": n_workers, "loader_samples_per_s": loader_rate,
                        "step_samples_per_s": batch / t_step,
