@@ -166,3 +166,9 @@ def test_validation_is_held_out_of_train_when_missing(tmp_path):
     assert Counter(i.labels[0] for i in ds.split("valid")) == {"a": 2, "b": 2}
     assert [i.split for i in with_validation(load_csv(tmp_path / "m.csv"), 1).items] == [i.split for i in ds.items]
     assert with_validation(ds) is ds
+
+
+def test_item_paths_are_absolute_from_a_relative_root(tmp_path, monkeypatch):
+    touch(tmp_path / "data" / "rock" / "a.wav")
+    monkeypatch.chdir(tmp_path)
+    assert load_folder("data").items[0].path == str(tmp_path / "data" / "rock" / "a.wav")

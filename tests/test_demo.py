@@ -27,11 +27,11 @@ def test_write_corpus_is_a_folder_dataset_and_skips_existing(tmp_path):
 
 def test_demo_runs_to_its_report(tmp_path):
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "s3t", "demo", "--out", str(out), "--minutes", "0.05", "--clips-per-style", "8",
+    cmd = [sys.executable, "-m", "s3t", "demo", "--out", "demo", "--minutes", "0.05", "--clips-per-style", "8",
            "--config", "tiny", "--set", "probe.epochs=10", "--workers", "0", "--no-progress"]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)  # a relative --out
     assert run.returncode == 0, run.stderr
-    assert f"report: {out / 'report.md'}" in run.stdout
+    assert f"report: {out / 'report.md'}" in run.stdout and "skipped" not in run.stderr
     report = (out / "report.md").read_text()
     assert "| S3T (pre-trained) |" in report and "| Random Init |" in report
     for name in ("loss.png", "probe-s3t/confusion_matrix.png", "probe-random/embedding_map.png",

@@ -48,6 +48,11 @@ class LabeledSet:
         return {s: len(self.split(s)) for s in SPLITS}
 
 
+def _absolute(path: str | Path) -> Path:
+    """Items carry absolute paths: they name the same file from any working directory."""
+    return Path(os.path.abspath(path))
+
+
 def _packaged_lines(*parts: str) -> list[str]:
     text = resources.files("s3t").joinpath("splits", *parts).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
@@ -66,7 +71,7 @@ GTZAN_TREE = """  ROOT/genres/blues/blues.00000.wav   (or .au; ROOT may also be 
 
 def load_gtzan(root: str | Path) -> LabeledSet:
     """GTZAN with the fault-filtered split of Kereliuk et al. (443 / 197 / 290 clips)."""
-    root = Path(root)
+    root = _absolute(root)
     genres = next((d for d in (root / "genres", root / "genres_original", root) if (d / "blues").is_dir()), None)
     if genres is None:
         raise _missing(root, "no genres/blues folder", GTZAN_TREE)
@@ -121,7 +126,7 @@ def _read_fma_tracks(path: Path) -> list[dict[str, str]]:
 
 def load_fma(root: str | Path, subset: str = "small") -> LabeledSet:
     """FMA-small: the official training/validation/test split, label `track.genre_top`."""
-    root = Path(root)
+    root = _absolute(root)
     tracks = root / "fma_metadata" / "tracks.csv"
     audio_dir = root / f"fma_{subset}"
     if not tracks.is_file():
@@ -156,7 +161,7 @@ MTAT_SPLIT_OF_FOLDER = {**{c: "train" for c in "0123456789ab"}, "c": "valid", **
 
 def load_mtat(root: str | Path, n_tags: int = 50) -> LabeledSet:
     """MagnaTagATune: the `n_tags` most frequent tags; folders 0-b train, c valid, d-f test."""
-    root = Path(root)
+    root = _absolute(root)
     annotations = root / "annotations_final.csv"
     if not annotations.is_file():
         raise _missing(root, "no annotations_final.csv", MTAT_TREE)
@@ -193,7 +198,7 @@ CSV_FORM = "a CSV with a header 'path,label[,split]' (';' between labels for mul
 
 def load_folder(root: str | Path, seed: int = 0) -> LabeledSet:
     """`<label>/<files>`: one class per folder, a random stratified 70/10/20 split drawn with `seed`."""
-    root = Path(root)
+    root = _absolute(root)
     if not root.is_dir():
         raise _missing(root, "not a folder", FOLDER_TREE)
     paths: list[tuple[str, str]] = []
@@ -211,7 +216,7 @@ def load_folder(root: str | Path, seed: int = 0) -> LabeledSet:
 
 def load_csv(path: str | Path, seed: int = 0) -> LabeledSet:
     """A manifest `path,label[,split]`; relative paths are read from the manifest's folder."""
-    path = Path(path)
+    path = _absolute(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such file; expected {CSV_FORM}")
     with open(path, newline="", encoding="utf-8") as f:
