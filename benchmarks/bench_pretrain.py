@@ -26,9 +26,7 @@ from s3t import augment
 from s3t.cache import open_cache
 from s3t.config import load_config
 from s3t.preprocess import input_frames
-from s3t.train import TwoCropDataset, build_model, model_input, train_step
-
-CONFIGS = Path(__file__).parent.parent / "configs"
+from s3t.train import EpochSampler, TwoCropDataset, build_model, model_input, train_step
 
 
 def mean_time(fn, steps: int) -> float:
@@ -45,7 +43,7 @@ def matmul_peak(n: int = 4096) -> float:
 
 
 def bench_config(name: str, batch: int, steps: int, cache_path: str | None, workers: int | None) -> dict:
-    cfg = load_config([CONFIGS / name], [f"train.batch_size={batch}", f"moco.queue_size={batch * 16}"])
+    cfg = load_config([name], [f"train.batch_size={batch}", f"moco.queue_size={batch * 16}"])
     torch.manual_seed(0)
     model = build_model(cfg)
     size, frames = cfg.model.input_size, input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold)
@@ -83,10 +81,12 @@ def bench_config(name: str, batch: int, steps: int, cache_path: str | None, work
         cache = open_cache(cache_path)
         dataset = TwoCropDataset(cache, list(range(len(cache))), frames, cfg.augment.crop_ratio, seed=0)
         n_workers = cfg.train.workers if workers is None else workers
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=n_workers,
-                                             drop_last=True)
+        sampler = EpochSampler(len(cache), batch, rank=0, world=1, seed=0)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=n_workers,
+                                             drop_last=True, persistent_workers=n_workers > 0)
         n, start = 0, time.perf_counter()
-        while n < 4 * batch * max(1, len(cache) // batch):  # a few passes over the corpus
+        while n < 4 * batch * max(1, len(cache) // batch):  # a few passes over the corpus, as training reads it
+            sampler.epoch += 1
             for views, _ in loader:
                 n += len(views)
         loader_rate = n / (time.perf_counter() - start)
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--workers", type=int, help="DataLoader workers (default: the config's)")
-    parser.add_argument("--configs", nargs="+", default=["paper.yaml", "cpu-small.yaml"])
+    parser.add_argument("--configs", nargs="+", default=["paper", "cpu-small"], help="presets or YAML files")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     peak = matmul_peak()

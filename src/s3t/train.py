@@ -66,22 +66,26 @@ class TwoCropDataset(torch.utils.data.Dataset):
 
     def __init__(self, cache: Cache, indices: list[int], frames: int, crop_ratio: tuple[float, float], seed: int):
         self.cache, self.indices, self.frames = cache, indices, frames
-        self.crop_ratio, self.seed, self.epoch = crop_ratio, seed, 0
+        self.crop_ratio, self.seed = crop_ratio, seed
         self.groups = track_groups(cache)
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """key = (epoch, i), as EpochSampler yields it: the crops depend on both, so persistent
+        workers need no state from the main process."""
+        epoch, i = key
         track = self.indices[i]
-        gen = torch.Generator().manual_seed(_seed(self.seed, self.epoch, track))
+        gen = torch.Generator().manual_seed(_seed(self.seed, epoch, track))
         windows = augment.sample_crop_windows(int(self.cache.frames[track]), self.crop_ratio, 2, gen)
         crops = [torch.from_numpy(np.array(self.cache.crop(track, s, n), dtype=np.float32)) for s, n in windows]
         return torch.stack([augment.resize_time(c, self.frames) for c in crops]), self.groups[track]  # (2, 84, T)
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """This rank's share of a (seed, epoch) permutation, whole global batches only, from a batch on."""
+    """This rank's share of a (seed, epoch) permutation, whole global batches only, from a batch on;
+    yields (epoch, index) pairs."""
 
     def __init__(self, n: int, batch: int, rank: int, world: int, seed: int):
         self.n, self.batch, self.rank, self.world, self.seed = n, batch, rank, world, seed
@@ -92,7 +96,8 @@ class EpochSampler(torch.utils.data.Sampler):
         perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(_seed(self.seed, self.epoch)))
         G = self.batch * self.world
         for b in range(self.start_batch, self.batches_per_epoch):
-            yield from perm[b * G + self.rank * self.batch : b * G + (self.rank + 1) * self.batch].tolist()
+            for i in perm[b * G + self.rank * self.batch : b * G + (self.rank + 1) * self.batch].tolist():
+                yield self.epoch, i
 
     def __len__(self) -> int:
         return (self.batches_per_epoch - self.start_batch) * self.batch
@@ -200,13 +205,13 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
                                          "optimizer": opt.state_dict(), "step": step, "epoch": at_epoch,
                                          "cache_meta": cache.meta})
 
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
+                                         num_workers=cfg.train.workers, drop_last=True,
+                                         pin_memory=ctx.device.type == "cuda",
+                                         persistent_workers=cfg.train.workers > 0)
     while epoch < cfg.optim.epochs and not _done(step, cfg):
-        dataset.epoch = sampler.epoch = epoch
+        sampler.epoch = epoch
         sampler.start_batch = step - epoch * steps_per_epoch
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
-                                             num_workers=cfg.train.workers, drop_last=True,
-                                             pin_memory=ctx.device.type == "cuda",
-                                             persistent_workers=False)
         bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and ctx.main), unit="batch")
         for views, groups in bar:
             lr = cosine_lr(step, total, warmup, base_lr, cfg.optim.min_lr)
