@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 
 from s3t.config import load_config
-from s3t.datasets import load_csv
+from collections import Counter
+
+from s3t.datasets import load_csv, with_validation
 from s3t.demo import pretrain_and_probe
 
 
@@ -33,22 +35,27 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     start = time.perf_counter()
-    dataset = load_csv(args.manifest)  # train and test only: a validation share is held out of train
+    dataset = with_validation(load_csv(args.manifest))  # train and test only: validation comes out of train
+    test_labels = Counter(item.labels[0] for item in dataset.split("test"))
     cfg = load_config([args.config], args.overrides)
     results, times = pretrain_and_probe(dataset, Path(args.work), cfg, clip_seconds=args.clip_seconds,
                                         workers=args.workers, progress=False)
     record = {"manifest": args.manifest, "config": args.config, "overrides": args.overrides,
               "classes": len(dataset.classes), "tracks": dataset.counts(), "clip_seconds": args.clip_seconds,
+              "majority_class_track_top1": max(test_labels.values()) / sum(test_labels.values()),
               "wall_seconds": {**times, "total": time.perf_counter() - start},
               "protocol": results["s3t"]["protocol"],
-              "results": {name: {level: {k: v["mean"] for k, v in m[level].items() if k != "seed0"}
+              "results": {name: {level: {k: {"mean": v["mean"], "std": v["std"]} for k, v in m[level].items()
+                                         if k != "seed0"}
                                  for level in ("clip", "track") if level in m}
                           for name, m in results.items()}}
     Path(args.json).write_text(json.dumps(record, indent=2))
-    print(f"{'encoder':<10} {'clip top-1':>10} {'track top-1':>11} {'track top-5':>11}")
+    print(f"{'encoder':<12} {'clip top-1':>10} {'track top-1':>11} {'track top-5':>11}")
     for name, r in record["results"].items():
-        print(f"{name:<10} {r.get('clip', {}).get('top1_accuracy', float('nan')):>10.3f} "
-              f"{r['track']['top1_accuracy']:>11.3f} {r['track']['top5_accuracy']:>11.3f}")
+        clip = r.get("clip", {}).get("top1_accuracy", {"mean": float("nan")})["mean"]
+        print(f"{name:<12} {clip:>10.3f} {r['track']['top1_accuracy']['mean']:>11.3f} "
+              f"{r['track']['top5_accuracy']['mean']:>11.3f}")
+    print(f"majority class, track top-1: {record['majority_class_track_top1']:.3f}")
     print(json.dumps(record["wall_seconds"], indent=1))
 
 
