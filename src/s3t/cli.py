@@ -24,6 +24,11 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="override config values, applied last, e.g. --set optim.epochs=10 probe.epochs=100")
+
+
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="decode audio once into the CQT cache",
                        description="Write the log-CQT of every track of INPUT (a folder, scanned recursively, "
@@ -61,8 +66,7 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="YAML config or preset name (paper, cpu-small, tiny), layered over the defaults (repeatable)")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
-                   help="override values, e.g. --set optim.epochs=10 train.batch_size=32 (applied last)")
+    _add_overrides(p)
     p.add_argument("--split", help="use only the tracks whose manifest 'split' column has this value")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -88,8 +92,7 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     which.add_argument("--encoder", choices=["random"], help="random: the Random Init baseline, same pipeline "
                        "(architecture from --config/--set model.*)")
     p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (model, probe)")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
-                   help="override config values, e.g. --set probe.epochs=100")
+    _add_overrides(p)
     p.add_argument("--time-compression", type=_positive_int, default=1, metavar="C",
                    help="with --encoder random: the cache's time compression (a checkpoint knows its own)")
     p.add_argument("--device", default="cpu", help="where the encoder runs: cpu, cuda …")
@@ -213,7 +216,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clips-per-style", type=_positive_int, default=40)
     p.add_argument("--workers", type=_non_negative_int, default=2)
     p.add_argument("--config", default="cpu-small", help="preset or YAML file for pre-training")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE", dest="overrides")
+    _add_overrides(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_demo)
 
