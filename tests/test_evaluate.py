@@ -102,13 +102,19 @@ def test_folder_linear_eval_then_predict_as_real_processes(folder_tree, checkpoi
     assert "top1_accuracy" in (out / "summary.md").read_text()
 
     files = [str(p) for p in sorted(folder_tree.glob("*/*.wav"))[:2]]
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"not audio at all" * 100)
     pred = subprocess.run([sys.executable, "-m", "s3t", "predict", "--checkpoint", str(checkpoint), "--probe",
-                           str(out), "--top", "2", "--json", *files], capture_output=True, text=True, timeout=300)
+                           str(out), "--top", "2", "--json", files[0], str(broken), files[1]],
+                          capture_output=True, text=True, timeout=300)
     assert pred.returncode == 0, pred.stderr
     results = json.loads(pred.stdout)
-    assert [r["path"] for r in results] == files
-    assert all({t["label"] for t in r["top"]} == {"busy", "calm"} for r in results)
-    assert all(abs(sum(t["score"] for t in r["top"]) - 1.0) < 1e-5 for r in results)
+    assert [r["path"] for r in results] == [files[0], str(broken), files[1]]
+    assert "top" not in results[1] and "cannot decode" in results[1]["error"]
+    assert f"skipped {broken}" in pred.stderr
+    good = [results[0], results[2]]
+    assert all({t["label"] for t in r["top"]} == {"busy", "calm"} for r in good)
+    assert all(abs(sum(t["score"] for t in r["top"]) - 1.0) < 1e-5 for r in good)
 
 
 def test_random_init_separates_fixture_classes(folder_tree, tmp_path):
@@ -243,3 +249,16 @@ def test_encoder_refuses_a_cache_of_another_time_compression(folder_tree, tmp_pa
     encoder = Encoder(random_encoder(load_config([TINY]).model).backbone, load_config([TINY]).model, 1)
     with pytest.raises(ValueError, match="--time-compression 2"):
         extract_features(open_cache(tmp_path), encoder, progress=False)
+
+
+def test_damaged_feature_file_is_computed_again(folder_tree, tmp_path, caplog):
+    args = ["linear-eval", "--dataset", "folder", "--root", str(folder_tree), "--encoder", "random",
+            "--out", str(tmp_path), *FAST]
+    assert cli(args) == 0
+    first = json.loads((tmp_path / "metrics.json").read_text())
+    feature_file = next((tmp_path / "features").glob("*.npz"))
+    data = feature_file.read_bytes()
+    feature_file.write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
+    assert cli(args) == 0
+    assert "is damaged" in caplog.text
+    assert json.loads((tmp_path / "metrics.json").read_text())["track"] == first["track"]

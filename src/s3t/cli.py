@@ -203,7 +203,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     results = predict(args.files, load_encoder(args.checkpoint, args.device), args.probe, top_k=args.top)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))
-    return 0
+    return 0 if any("top" in r for r in results) else 1
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:

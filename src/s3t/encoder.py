@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -159,12 +160,12 @@ def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows
     partial = out.with_name(out.name + ".partial.npz")
     fingerprint = encoder.fingerprint()
     ids, feats = [], []
-    if partial.exists():
-        with np.load(partial) as f:
-            kept = [str(t) for t in f["track_ids"]]
-            if str(f["encoder"]) == fingerprint and kept == cache.track_ids[: len(kept)]:
-                ids, feats = kept, list(f["features"])
-                log.info("resuming %s: %d of %d tracks done", out, len(ids), len(cache))
+    done = read_features(partial) if partial.exists() else None
+    if done is not None:
+        kept = [str(t) for t in done["track_ids"]]
+        if str(done["encoder"]) == fingerprint and kept == cache.track_ids[: len(kept)]:
+            ids, feats = kept, list(done["features"])
+            log.info("resuming %s: %d of %d tracks done", out, len(ids), len(cache))
     todo = list(range(len(ids), len(cache)))
     bar = tqdm(total=len(cache), initial=len(ids), desc="embed", unit="clip", disable=not progress)
     for start in range(0, len(todo), chunk):
@@ -178,6 +179,21 @@ def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows
     _save_npz(out, track_ids=np.array(ids), features=features, encoder=fingerprint)
     partial.unlink(missing_ok=True)
     return out
+
+
+def read_features(path: str | Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a features file, or None (with a warning) when it is damaged."""
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in ("track_ids", "features", "encoder")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        log.warning("%s is damaged (%s: %s); computing it again", path, type(e).__name__, e)
+        return None
+    if arrays["features"].ndim != 2 or len(arrays["features"]) != len(arrays["track_ids"]):
+        log.warning("%s holds %s features for %d tracks; computing it again", path, arrays["features"].shape,
+                    len(arrays["track_ids"]))
+        return None
+    return arrays
 
 
 def _save_npz(path: Path, **arrays) -> None:

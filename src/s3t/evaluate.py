@@ -13,11 +13,12 @@ from typing import Sequence
 
 import numpy as np
 from s3t import plots
+from s3t.audio import HOP_LENGTH, AudioError, load_audio
 from s3t.cache import open_cache
 from s3t.checkpoint import save_checkpoint
 from s3t.config import ProbeConfig
 from s3t.datasets import LabeledSet, with_validation
-from s3t.encoder import Encoder, embed, embed_cache_to_file
+from s3t.encoder import Encoder, embed, embed_cache_to_file, read_features
 from s3t.prepare import prepare
 from s3t.probe import Probe, multilabel_metrics, single_label_metrics, train_probe
 
@@ -95,10 +96,11 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
                          "give another --cache folder")
     feature_file = out / "features" / f"{encoder.fingerprint()}{'-windows' if windows else ''}.npz"
     feature_file.parent.mkdir(parents=True, exist_ok=True)
-    if not feature_file.exists():
+    stored = read_features(feature_file) if feature_file.exists() else None
+    if stored is None or set(map(str, stored["track_ids"])) != set(cache.track_ids):
         embed_cache_to_file(cache, encoder, feature_file, windows=windows, progress=progress)
-    with np.load(feature_file) as f:
-        features = {str(t): v for t, v in zip(f["track_ids"], f["features"])}
+        stored = read_features(feature_file)
+    features = {str(t): v for t, v in zip(stored["track_ids"], stored["features"])}
 
     by_path = {item.path: item for item in dataset.items}
     track_of = cache.column("track") if clip_seconds else cache.track_ids
@@ -233,16 +235,27 @@ def predict(paths: Sequence[str | Path], encoder: Encoder, probe_dir: str | Path
     if record["encoder_fingerprint"] != encoder.fingerprint():
         log.warning("the probe in %s was trained on the features of another encoder (%s); its scores are "
                     "meaningless for this one", probe_dir, record["encoder"])
-    scores = probe.scores(embed(list(paths), encoder))
+    results: list[dict] = [{"path": str(path)} for path in paths]
+    waves = {}
+    for result in results:  # a file that cannot be read gets its reason, and the others their labels
+        try:
+            waves[result["path"]] = load_audio(result["path"])
+            if len(waves[result["path"]]) < HOP_LENGTH:
+                raise AudioError(result["path"], "too short: less than one hop")
+        except AudioError as e:
+            waves.pop(result["path"], None)
+            log.warning("skipped %s: %s", result["path"], e.reason)
+            result["error"] = e.reason
+    good = [r for r in results if "error" not in r]
+    scores = probe.scores(embed([waves[r["path"]] for r in good], encoder)) if good else []
     classes = record["classes"]
-    results = []
-    for path, s in zip(paths, scores):
+    for result, s in zip(good, scores):
         order = np.argsort(-s)[: max(1, top_k)]
-        results.append({"path": str(path), "top": [{"label": classes[i], "score": float(s[i])} for i in order]})
+        result["top"] = [{"label": classes[i], "score": float(s[i])} for i in order]
     return results
 
 
 def format_predictions(results: list[dict]) -> str:
     width = max(len(r["path"]) for r in results)
-    return "\n".join(f"{r['path']:<{width}}  " + "  ".join(f"{t['label']} {t['score']:.3f}" for t in r["top"])
-                     for r in results)
+    return "\n".join(f"{r['path']:<{width}}  " + ("  ".join(f"{t['label']} {t['score']:.3f}" for t in r["top"])
+                                                   if "top" in r else f"error: {r['error']}") for r in results)
