@@ -332,7 +332,7 @@ def plot_loss(log_csv: Path, png: Path) -> None:
     lr_ax = ax.twinx()
     lr_ax.plot(steps, [float(r["lr"]) for r in rows], color="tab:orange", alpha=0.6, label="lr")
     lr_ax.set_ylabel("learning rate")
-    fig.legend(loc="upper right")
+    fig.legend(loc="upper center")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
