@@ -169,3 +169,16 @@ def test_clips_of_one_track_share_a_group(tmp_path):
     tracks = [t.split("#")[0] for t in cache.track_ids]
     assert len(groups) == 3 + 4 + 5 and len(set(groups)) == 3
     assert all((groups[a] == groups[b]) == (tracks[a] == tracks[b]) for a in range(12) for b in range(12))
+
+
+def test_a_flipped_bit_in_a_checkpoint_is_detected(tmp_path):
+    path = tmp_path / "c.pt"
+    state = {"model": {"w": torch.randn(500, 500), "step": torch.tensor(3)}, "config": {"a": [1, 2.5]}, "step": 7}
+    save_checkpoint(path, state)
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["model"]["w"], state["model"]["w"]) and "crc32" not in loaded
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10  # inside the tensor's bytes: torch.load alone would not notice
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(path)
