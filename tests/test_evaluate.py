@@ -262,3 +262,27 @@ def test_damaged_feature_file_is_computed_again(folder_tree, tmp_path, caplog):
     assert cli(args) == 0
     assert "is damaged" in caplog.text
     assert json.loads((tmp_path / "metrics.json").read_text())["track"] == first["track"]
+
+
+def test_embed_killed_at_random_moments_resumes_to_the_uninterrupted_result(folder_tree, checkpoint, tmp_path):
+    import os
+    import random
+    import signal
+    import time
+
+    reference = tmp_path / "ref.npz"
+    args = ["embed", str(folder_tree), "--checkpoint", str(checkpoint), "--save-every", "4", "--workers", "0",
+            "--no-progress"]
+    assert cli([*args, "--out", str(reference)]) == 0
+    rng = random.Random(0)
+    for trial in range(3):
+        out = tmp_path / f"killed{trial}.npz"
+        proc = subprocess.Popen([sys.executable, "-m", "s3t", *args, "--out", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 5.0))  # start-up, prepare, embed or done: wherever it lands
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert cli([*args, "--out", str(out)]) == 0
+        with np.load(reference) as a, np.load(out) as b:
+            assert list(a["track_ids"]) == list(b["track_ids"])
+            np.testing.assert_array_equal(a["features"], b["features"])

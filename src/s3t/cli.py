@@ -119,6 +119,8 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--windows", action="store_true", help="mean over half-overlapping windows, not the whole "
                    "clip resized")
     p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--save-every", type=_positive_int, default=256, metavar="N",
+                   help="keep finished work every N tracks (what a killed run does not redo)")
     p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_embed)
@@ -137,7 +139,7 @@ def _run_embed(args: argparse.Namespace) -> int:
                       progress=not args.no_progress))
         source = cache_dir
     path = embed_cache_to_file(open_cache(source), encoder, out, windows=args.windows, batch_size=args.batch_size,
-                               progress=not args.no_progress)
+                               chunk=args.save_every, progress=not args.no_progress)
     print(f"features: {path}")
     return 0
 
