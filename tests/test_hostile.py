@@ -101,3 +101,18 @@ def test_hostile_corpus_through_prepare_embed_linear_eval_and_predict(hostile, t
     results = json.loads(run.stdout)
     assert [("top" in r) for r in results] == [True] * len(odd) + [False] * len(bad)
     assert all(np.isfinite([t["score"] for t in r["top"]]).all() for r in results[: len(odd)])
+
+
+def test_manifest_paths_cannot_make_prepare_write_outside_out(tmp_path):
+    from s3t.prepare import prepare
+
+    good = write_labeled_music(tmp_path / "music" / "a.wav", 0)
+    (tmp_path / "evil").mkdir()
+    manifest = tmp_path / "evil" / "m.csv"
+    climb = "../" * 40  # above the root stays at the root
+    manifest.write_text(f"path,label\n../music/a.wav,x\n{climb}{good.relative_to('/')},y\n/etc/passwd,z\n")
+    before = {p for p in tmp_path.rglob("*")}
+    summary = prepare(manifest, tmp_path / "out", workers=0, progress=False)
+    assert summary.written == 2 and len(summary.skipped) == 1  # /etc/passwd is not audio: skipped
+    created = {p for p in tmp_path.rglob("*")} - before
+    assert created and all(tmp_path / "out" in p.parents or p == tmp_path / "out" for p in created)
