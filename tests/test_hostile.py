@@ -48,7 +48,13 @@ def write_bad(folder: Path) -> list[Path]:
     nan = folder / "nan.wav"
     sf.write(str(nan), np.array([0.1, np.nan, np.inf] * 2000, np.float32), 22050, subtype="FLOAT")
     one = write_audio(folder / "one sample.wav", np.zeros(1, np.float32))
-    return files + [nan, one]
+    cut = []
+    for suffix in (".mp3", ".ogg"):  # the first 300 bytes of a real file: a header and no audio
+        whole = write_labeled_music(folder / f"whole{suffix}", 0).read_bytes()
+        (folder / f"whole{suffix}").unlink()
+        cut.append(folder / f"truncated{suffix}")
+        cut[-1].write_bytes(whole[:300])
+    return files + [nan, one] + cut
 
 
 @pytest.fixture(scope="module")
