@@ -266,3 +266,27 @@ def test_clip_seconds_cuts_whole_clips_and_keeps_the_track(corpus, prepared, tmp
     assert set(clips.column("track")) == set(whole.track_ids)
     again = prepare(corpus, tmp_path, workers=0, clip_seconds=1.0, progress=False)
     assert again.written == 0 and again.already_done == 6
+
+
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
+    import random
+
+    folder = tmp_path / "in"
+    make_corpus(folder, n=12, seconds=4.0)
+    reference = tmp_path / "ref"
+    prepare(folder, reference, workers=0, progress=False)
+    rng = random.Random(1)
+    for trial in range(3):
+        out = tmp_path / f"killed{trial}"
+        args = [sys.executable, "-m", "s3t", "prepare", str(folder), "--out", str(out), "--workers", "1",
+                "--shard-mb", "0.1", "--no-progress"]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 5.0))  # start-up, mid-run or done: wherever it lands
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        prepare(folder, out, workers=0, progress=False)
+        a, b = open_cache(reference), open_cache(out)
+        assert a.track_ids == b.track_ids
+        for i in range(len(a)):
+            np.testing.assert_array_equal(a[i], b[i])
+        b.verify()

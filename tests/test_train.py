@@ -182,3 +182,25 @@ def test_a_flipped_bit_in_a_checkpoint_is_detected(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         load_checkpoint(path)
+
+
+def test_sigkill_at_random_moments_then_resume_reaches_the_same_weights(cache, tmp_path):
+    import random
+
+    overrides = ["optim.epochs=3", "train.checkpoint_steps=1"]
+    reference = load_checkpoint(pretrain(tiny(*overrides), cache, tmp_path / "ref", progress=False))
+    rng = random.Random(2)
+    for trial in range(2):
+        run = tmp_path / f"killed{trial}"
+        cmd = [sys.executable, "-m", "s3t", "pretrain", "--data", str(cache), "--out", str(run), "--config",
+               str(TINY), "--no-progress", "--set", *overrides]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(3.0, 9.0))  # start-up, mid-run or done: wherever it lands
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        final = load_checkpoint(run / "last.pt")
+        assert final["step"] == reference["step"]
+        for key, value in reference["model"].items():
+            assert torch.equal(final["model"][key], value), key
