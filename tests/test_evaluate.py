@@ -236,6 +236,7 @@ def test_embed_resumes_from_finished_chunks(folder_tree, tmp_path, monkeypatch):
                         real(c, e, idx, *a, **k))
     resumed = embed_module.embed_cache_to_file(cache, encoder, tmp_path / "part.npz", chunk=8, progress=False)
     assert seen == [list(range(8, 16)), list(range(16, 20))]  # the first chunk was not redone
+    assert not (tmp_path / "part.npz.partial").exists()
     with np.load(full) as a, np.load(resumed) as b:
         np.testing.assert_allclose(a["features"], b["features"], rtol=1e-5, atol=1e-6)
         assert list(a["track_ids"]) == list(b["track_ids"])
@@ -286,3 +287,30 @@ def test_embed_killed_at_random_moments_resumes_to_the_uninterrupted_result(fold
         with np.load(reference) as a, np.load(out) as b:
             assert list(a["track_ids"]) == list(b["track_ids"])
             np.testing.assert_array_equal(a["features"], b["features"])
+
+
+def test_embed_progress_of_another_encoder_is_not_reused(folder_tree, tmp_path, monkeypatch):
+    from s3t import encoder as embed_module
+    from s3t.cache import open_cache
+
+    prepare(folder_tree, tmp_path / "cache", workers=0, progress=False)
+    cache, tiny = open_cache(tmp_path / "cache"), load_config([TINY]).model
+    real = embed_module.extract_features
+    calls = []
+
+    def dies_on_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embed_module, "extract_features", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        embed_module.embed_cache_to_file(cache, random_encoder(tiny, seed=0), tmp_path / "f.npz", chunk=8,
+                                         progress=False)
+    monkeypatch.setattr(embed_module, "extract_features", real)
+    other = random_encoder(tiny, seed=1)
+    out = embed_module.embed_cache_to_file(cache, other, tmp_path / "f.npz", chunk=8, progress=False)
+    with np.load(out) as f:
+        np.testing.assert_allclose(f["features"], embed_module.extract_features(cache, other, progress=False),
+                                   rtol=1e-5, atol=1e-6)

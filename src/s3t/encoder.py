@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import shutil
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -154,31 +157,55 @@ def embed(inputs: Sequence[str | Path | np.ndarray], encoder: Encoder, windows: 
 
 def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows: bool = False,
                         batch_size: int = 32, chunk: int = 256, progress: bool = True) -> Path:
-    """Write every track's feature to `out` (.npz: track_ids, features, encoder), resumably:
-    finished chunks are kept in `out`.partial.npz, so a killed run redoes at most one chunk."""
+    """Write every track's feature to `out` (.npz: track_ids, features, encoder), resumably.
+
+    Work in progress lives in `out`.partial/: a memory-mapped (N, D) features.npy filled chunk by
+    chunk and progress.json saying how many rows are final, so memory stays flat, each chunk is
+    written once, and a killed run redoes at most one chunk.
+    """
     out = Path(out)
-    partial = out.with_name(out.name + ".partial.npz")
-    fingerprint = encoder.fingerprint()
-    ids, feats = [], []
-    done = read_features(partial) if partial.exists() else None
-    if done is not None:
-        kept = [str(t) for t in done["track_ids"]]
-        if str(done["encoder"]) == fingerprint and kept == cache.track_ids[: len(kept)]:
-            ids, feats = kept, list(done["features"])
-            log.info("resuming %s: %d of %d tracks done", out, len(ids), len(cache))
-    todo = list(range(len(ids), len(cache)))
-    bar = tqdm(total=len(cache), initial=len(ids), desc="embed", unit="clip", disable=not progress)
-    for start in range(0, len(todo), chunk):
-        part = todo[start : start + chunk]
-        feats += list(extract_features(cache, encoder, part, windows, batch_size, progress=False))
-        ids += [cache.track_ids[i] for i in part]
-        _save_npz(partial, track_ids=np.array(ids), features=np.stack(feats), encoder=fingerprint)
+    work = out.with_name(out.name + ".partial")
+    n, dim = len(cache), encoder.num_features
+    if n == 0:
+        _save_npz(out, track_ids=np.array([], dtype=str), features=np.zeros((0, dim), np.float32),
+                  encoder=encoder.fingerprint())
+        return out
+    key = {"encoder": encoder.fingerprint(), "tracks": zlib.crc32("\n".join(cache.track_ids).encode()),
+           "n": n, "dim": dim}
+    state = _read_progress(work)
+    if state is None or {k: state.get(k) for k in key} != key:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        np.lib.format.open_memmap(work / "features.npy", mode="w+", dtype=np.float32, shape=(n, dim)).flush()
+        state = {**key, "done": 0}
+        _write_progress(work, state)
+    elif state["done"]:
+        log.info("resuming %s: %d of %d tracks done", out, state["done"], n)
+    feats = np.load(work / "features.npy", mmap_mode="r+")
+    bar = tqdm(total=n, initial=state["done"], desc="embed", unit="clip", disable=not progress)
+    for start in range(state["done"], n, chunk):
+        part = list(range(start, min(n, start + chunk)))
+        feats[start : start + len(part)] = extract_features(cache, encoder, part, windows, batch_size, progress=False)
+        feats.flush()
+        _write_progress(work, {**key, "done": start + len(part)})
         bar.update(len(part))
     bar.close()
-    features = np.stack(feats) if feats else np.zeros((0, encoder.num_features), np.float32)
-    _save_npz(out, track_ids=np.array(ids), features=features, encoder=fingerprint)
-    partial.unlink(missing_ok=True)
+    _save_npz(out, track_ids=np.array(cache.track_ids), features=feats, encoder=key["encoder"])
+    shutil.rmtree(work)
     return out
+
+
+def _read_progress(work: Path) -> dict | None:
+    try:
+        return json.loads((work / "progress.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_progress(work: Path, state: dict) -> None:
+    tmp = work / "progress.json.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, work / "progress.json")
 
 
 def read_features(path: str | Path) -> dict[str, np.ndarray] | None:
