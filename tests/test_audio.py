@@ -1,4 +1,5 @@
 import math
+import os
 
 import librosa
 import numpy as np
@@ -70,8 +71,11 @@ def test_load_audio_rejects_zero_samples_and_non_finite(tmp_path):
     sf.write(str(bad), np.array([0.1, np.nan, 0.2], np.float32), 22050, subtype="FLOAT")
     with pytest.raises(AudioError, match="non-finite"):
         load_audio(bad)
-    with pytest.raises(AudioError, match="cannot decode"):
+    with pytest.raises(AudioError, match=r"cannot open \(No such file"):
         load_audio(tmp_path / "missing.wav")
+    os.mkfifo(tmp_path / "pipe.wav")  # opening it would wait for a writer forever
+    with pytest.raises(AudioError, match="not a regular file"):
+        load_audio(tmp_path / "pipe.wav")
 
 
 # --- CQT --------------------------------------------------------------------------------------

@@ -54,7 +54,12 @@ def write_bad(folder: Path) -> list[Path]:
         (folder / f"whole{suffix}").unlink()
         cut.append(folder / f"truncated{suffix}")
         cut[-1].write_bytes(whole[:300])
-    return files + [nan, one] + cut
+    empty = write_audio(folder / "zero samples.wav", np.zeros(0, np.float32))  # a header and no data
+    pipe = folder / "pipe.wav"
+    os.mkfifo(pipe)  # opening it for reading would wait forever for a writer
+    dangling = folder / "gone.flac"
+    dangling.symlink_to(folder / "deleted.flac")
+    return files + [nan, one, empty, pipe, dangling] + cut
 
 
 @pytest.fixture(scope="module")

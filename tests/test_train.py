@@ -127,7 +127,7 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_weights(cache, tmp_path):
 def test_checkpoints_are_atomic_and_load_safely(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, {"model": {"w": torch.ones(2)}, "config": {}})
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp*"))
     path.write_bytes(path.read_bytes()[:50])
     with pytest.raises(CheckpointError, match="damaged"):
         load_checkpoint(path)

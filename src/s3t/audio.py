@@ -7,6 +7,8 @@ either mono float32 waveforms at `SAMPLE_RATE` or log-magnitude CQTs of shape (â
 from __future__ import annotations
 
 import math
+import os
+import stat
 import threading
 from pathlib import Path
 
@@ -48,6 +50,7 @@ def load_audio(
     """
     if offset < 0 or (duration is not None and duration <= 0):
         raise ValueError(f"offset must be >= 0 and duration > 0, got {offset}, {duration}")
+    _check_readable_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
             source_sr = f.samplerate
@@ -70,8 +73,20 @@ def load_audio(
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
+def _check_readable_file(path: str | Path) -> None:
+    """Refuse what libsndfile would misreport: a FIFO or device named like audio (opening it would
+    block or never end) and a file we may not read ("System error" there, the reason here)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise AudioError(path, "not a regular file (a pipe, device or folder)")
+        open(path, "rb").close()
+    except OSError as e:
+        raise AudioError(path, f"cannot open ({e.strerror})") from None
+
+
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds from the header, without decoding; raises `AudioError`."""
+    _check_readable_file(path)
     try:
         info = sf.info(str(path))
     except Exception as e:

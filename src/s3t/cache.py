@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from s3t.files import StorageError, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +126,23 @@ class CacheWriter:
         for t in self._pending:
             rows.append((t.track_id, t.source, shard_id, offset, len(t.spec), t.duration, json.dumps(t.metadata)))
             offset += len(t.spec)
-        with self.db:  # one transaction: the shard and all its tracks, or nothing
-            self.db.execute("INSERT INTO shards VALUES (?, ?, ?, ?, ?)", (shard_id, name, frames, nbytes, crc))
-            self.db.executemany("INSERT OR REPLACE INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            self.db.executemany("DELETE FROM skipped WHERE track_id = ?", [(r[0],) for r in rows])
+        try:
+            with self.db:  # one transaction: the shard and all its tracks, or nothing
+                self.db.execute("INSERT INTO shards VALUES (?, ?, ?, ?, ?)", (shard_id, name, frames, nbytes, crc))
+                self.db.executemany("INSERT OR REPLACE INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self.db.executemany("DELETE FROM skipped WHERE track_id = ?", [(r[0],) for r in rows])
+        except sqlite3.OperationalError as e:
+            if "full" in str(e):  # the uncommitted shard is an orphan, removed by the next run
+                raise StorageError(f"cannot write {self.root / INDEX_NAME}: {e}. Files written before are intact; "
+                                   f"free some space and run the same command again to continue") from None
+            raise
         self._pending, self._pending_bytes = [], 0
 
     def close(self) -> None:
-        self.flush()
-        self.db.close()
+        try:
+            self.flush()
+        finally:
+            self.db.close()
 
 
 def _write_shard(path: Path, specs: list[np.ndarray]) -> tuple[int, int, int]:
@@ -141,17 +150,13 @@ def _write_shard(path: Path, specs: list[np.ndarray]) -> tuple[int, int, int]:
     frames = sum(len(s) for s in specs)
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
               "fortran_order": False, "shape": (frames, specs[0].shape[1])}
-    tmp = path.with_name(path.name + ".tmp")
     crc = 0
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
         for s in specs:
             data = np.ascontiguousarray(s, dtype=np.float16).tobytes()
             crc = zlib.crc32(data, crc)
             f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return frames, path.stat().st_size, crc
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import zlib
 from pathlib import Path
 
 import torch
+
+from s3t.files import atomic_write
 
 
 class CheckpointError(Exception):
@@ -36,13 +37,8 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write `state` (tensors, numbers, strings, lists, dicts) to `path` atomically: a reader
     sees the old file or the new one, never a half-written one, even after SIGKILL. The state's
     CRC-32 goes with it, so that loading detects damage."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save({**state, "crc32": content_crc32(state)}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save({**state, "crc32": content_crc32(state)}, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -255,12 +255,17 @@ def main(argv: list[str] | None = None) -> int:
     from s3t.audio import AudioError
     from s3t.cache import CacheError
     from s3t.checkpoint import CheckpointError
+    from s3t.files import StorageError
     from s3t.prepare import InputError
     from s3t.train import TrainingError
 
     try:
         return args.func(args)
-    except (InputError, CacheError, AudioError, CheckpointError, TrainingError, ValueError) as e:
+    except (InputError, CacheError, AudioError, CheckpointError, TrainingError, StorageError, ValueError) as e:
+        print(f"s3t {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an output folder we may not write to, a vanished input, …: no traceback needed
+        logging.getLogger("s3t").debug("traceback", exc_info=True)
         print(f"s3t {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import zipfile
 import zlib
@@ -21,6 +20,7 @@ from s3t.augment import resize_time
 from s3t.cache import Cache
 from s3t.checkpoint import load_checkpoint
 from s3t.config import ModelConfig, load_config
+from s3t.files import atomic_write, create_memmap, write_json
 from s3t.models import build_encoder
 from s3t.preprocess import input_frames, normalize_db, to_model_input
 
@@ -176,7 +176,7 @@ def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows
     if state is None or {k: state.get(k) for k in key} != key:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        np.lib.format.open_memmap(work / "features.npy", mode="w+", dtype=np.float32, shape=(n, dim)).flush()
+        create_memmap(work / "features.npy", (n, dim)).flush()
         state = {**key, "done": 0}
         _write_progress(work, state)
     elif state["done"]:
@@ -203,9 +203,7 @@ def _read_progress(work: Path) -> dict | None:
 
 
 def _write_progress(work: Path, state: dict) -> None:
-    tmp = work / "progress.json.tmp"
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, work / "progress.json")
+    write_json(work / "progress.json", state)
 
 
 def read_features(path: str | Path) -> dict[str, np.ndarray] | None:
@@ -224,6 +222,5 @@ def read_features(path: str | Path) -> dict[str, np.ndarray] | None:
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        np.savez(tmp, **arrays)

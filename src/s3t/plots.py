@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from s3t.files import atomic_write
 
-def _pyplot():
+
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,9 +18,17 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, png: str | Path) -> None:
+    """Lay out, write atomically (a full disk leaves the previous picture) and close `fig`."""
+    fig.tight_layout()
+    with atomic_write(png) as tmp:
+        fig.savefig(tmp, dpi=100)
+    pyplot().close(fig)
+
+
 def plot_confusion(matrix: np.ndarray, classes: list[str], png: str | Path) -> None:
     """Row-normalised confusion matrix (true class per row), with the counts written in."""
-    plt = _pyplot()
+    plt = pyplot()
     rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     size = 2 + 0.5 * len(classes)
     fig, ax = plt.subplots(figsize=(size + 1, size))
@@ -33,14 +43,12 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], png: str | Path) -> N
                 ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
                         color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png)
 
 
 def plot_tag_auc(per_tag: dict[str, dict[str, float]], png: str | Path) -> None:
     """ROC-AUC per tag, sorted, as horizontal bars."""
-    plt = _pyplot()
+    plt = pyplot()
     tags = sorted(per_tag, key=lambda t: per_tag[t]["roc_auc"])
     fig, ax = plt.subplots(figsize=(6, 1 + 0.22 * len(tags)))
     ax.barh(range(len(tags)), [per_tag[t]["roc_auc"] for t in tags], color="tab:blue")
@@ -48,9 +56,7 @@ def plot_tag_auc(per_tag: dict[str, dict[str, float]], png: str | Path) -> None:
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_xlim(0, 1)
     ax.set_xlabel("ROC-AUC (test)")
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png)
 
 
 def embedding_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -67,7 +73,7 @@ def embedding_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def plot_embedding_map(features: np.ndarray, labels: list[str], png: str | Path, title: str = "") -> None:
     """A 2-D map of the features, one colour per label."""
-    plt = _pyplot()
+    plt = pyplot()
     points = embedding_2d(features)
     fig, ax = plt.subplots(figsize=(6, 5))
     for k, label in enumerate(sorted(set(labels))):
@@ -77,6 +83,4 @@ def plot_embedding_map(features: np.ndarray, labels: list[str], png: str | Path,
     ax.set_yticks([])
     ax.set_title(title or "test embeddings (t-SNE)")
     ax.legend(fontsize=7, markerscale=1.5, loc="best")
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -19,6 +18,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from s3t import audio
 from s3t.cache import CacheWriter, Track
+from s3t.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,4 @@ def _check_device(device: str) -> None:
 def _save_summary(out: Path, summary: PrepareSummary) -> None:
     record = {"written": summary.written, "already_done": summary.already_done, "skipped": summary.skipped,
               "audio_hours": summary.audio_seconds / 3600, "wall_seconds": summary.wall_seconds}
-    tmp = out / "last_prepare.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out / "last_prepare.json")
+    write_json(out / "last_prepare.json", record, indent=2)

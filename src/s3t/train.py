@@ -26,8 +26,10 @@ from s3t import __version__, augment
 from s3t.cache import Cache, open_cache
 from s3t.checkpoint import load_checkpoint, save_checkpoint
 from s3t.config import Config, save_config
+from s3t.files import atomic_write
 from s3t.models import build_encoder
 from s3t.moco import MoCo
+from s3t.plots import pyplot, save_figure
 from s3t.preprocess import input_frames, normalize_db, to_model_input
 
 log = logging.getLogger(__name__)
@@ -299,31 +301,32 @@ def _append_log(path: Path, row: list) -> None:
         writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
 
 
+def _read_log(path: Path) -> list[dict]:
+    """The complete rows of a run's log (a row cut short by a kill or a full disk is dropped)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if all(r.get(k) not in (None, "") for k in LOG_FIELDS) and r["step"].isdigit()]
+
+
 def _trim_log(path: Path, step: int) -> None:
     """Drop log rows past `step` (written after the checkpoint a resumed run starts from)."""
     if not path.exists():
         return
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, LOG_FIELDS)
+    rows = [r for r in _read_log(path) if int(r["step"]) <= step]
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, LOG_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
 
 def plot_loss(log_csv: Path, png: Path) -> None:
     """Loss and learning rate against step, from the run's CSV log."""
-    if not log_csv.exists():
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(log_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _read_log(log_csv)
     if not rows:
         return
+    plt = pyplot()
     steps = [int(r["step"]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, [float(r["loss"]) for r in rows], label="InfoNCE loss")
@@ -333,6 +336,4 @@ def plot_loss(log_csv: Path, png: Path) -> None:
     lr_ax.plot(steps, [float(r["lr"]) for r in rows], color="tab:orange", alpha=0.6, label="lr")
     lr_ax.set_ylabel("learning rate")
     fig.legend(loc="upper center")
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png)

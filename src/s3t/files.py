@@ -1,0 +1,63 @@
+"""Writing results so that a crash or a full disk never leaves a half-written file in their place."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+# A full disk, a quota, or a file-size limit: the run cannot go on until the user frees space.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class StorageError(Exception):
+    """A result could not be written for lack of space; what was written before is intact."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write to; when the block ends, the temporary is
+    fsync'd and renamed over `path`. A reader sees the old file or the new one, never a part.
+    On any failure the temporary is removed; running out of space becomes a `StorageError`."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{path.suffix}")  # keeps the suffix numpy looks for
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError) and e.errno in _NO_SPACE:
+            raise no_space(path, e) from None
+        raise
+
+
+def no_space(path: str | Path, error: OSError) -> StorageError:
+    return StorageError(f"cannot write {path}: {os.strerror(error.errno)}. Files written before are intact; "
+                        f"free some space and run the same command again to continue")
+
+
+def write_json(path: str | Path, obj, **kwargs) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(obj, **kwargs))
+
+
+def create_memmap(path: str | Path, shape: tuple[int, ...], dtype=np.float32) -> np.memmap:
+    """A zero-filled .npy opened for writing, its blocks reserved now: writing into the pages of a
+    sparse file on a full disk kills the process with SIGBUS, running out of space here is an error."""
+    try:
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        with open(path, "rb+") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        return array
+    except OSError as e:
+        if e.errno in _NO_SPACE:
+            raise no_space(path, e) from None
+        raise
