@@ -37,8 +37,8 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write `state` (tensors, numbers, strings, lists, dicts) to `path` atomically: a reader
     sees the old file or the new one, never a half-written one, even after SIGKILL. The state's
     CRC-32 goes with it, so that loading detects damage."""
-    with atomic_write(path) as tmp:
-        torch.save({**state, "crc32": content_crc32(state)}, tmp)
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:  # a Python file: a full disk is an OSError
+        torch.save({**state, "crc32": content_crc32(state)}, f)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -34,9 +34,20 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(e, OSError) and e.errno in _NO_SPACE:
-            raise no_space(path, e) from None
+        cause = _space_error(e)
+        if cause is not None:
+            raise no_space(path, cause) from None
         raise
+
+
+def _space_error(error: BaseException | None) -> OSError | None:
+    """The out-of-space OSError behind `error`, if any: torch.save, for one, turns it into a
+    RuntimeError raised while handling it."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _NO_SPACE:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def no_space(path: str | Path, error: OSError) -> StorageError:
@@ -58,6 +69,6 @@ def create_memmap(path: str | Path, shape: tuple[int, ...], dtype=np.float32) ->
             os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
         return array
     except OSError as e:
-        if e.errno in _NO_SPACE:
+        if _space_error(e):
             raise no_space(path, e) from None
         raise

@@ -1,0 +1,169 @@
+"""Resource limits: a full disk, unreadable files, and peak memory as the corpus doubles."""
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_fixtures import write_music
+from s3t.cache import open_cache
+from s3t.checkpoint import load_checkpoint
+
+TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
+NO_SPACE = "No space left on device"
+
+
+def s3t(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "s3t", *args], capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of a given size: a tmpfs mounted for the test (needs root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+
+    def resize(size: str) -> Path:
+        options = f"size={size}" if not os.path.ismount(mount) else f"remount,size={size}"
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True,
+                              text=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()} (CI runs as root and can)")
+        return mount
+
+    yield resize
+    if os.path.ismount(mount):
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("songs")
+    for i in range(10):
+        write_music(folder / f"song{i}.wav", seconds=10.0, seed=i)
+    return folder
+
+
+def _tmp_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if ".tmp" in p.name]
+
+
+def test_prepare_on_a_full_disk_stops_clearly_keeps_its_shards_and_resumes(songs, small_disk, tmp_path):
+    reference = tmp_path / "reference"
+    assert s3t("prepare", str(songs), "--out", str(reference), "--workers", "0", "--no-progress").returncode == 0
+    out = small_disk("400k") / "cache"  # 10 songs × 72 kB of CQT and the index do not fit
+    command = ("prepare", str(songs), "--out", str(out), "--workers", "0", "--shard-mb", "0.1", "--no-progress")
+    run = s3t(*command)
+    assert run.returncode == 2, run.stderr
+    assert NO_SPACE in run.stderr and "run the same command again" in run.stderr and "Traceback" not in run.stderr
+    partial = open_cache(out)
+    partial.verify()  # every committed shard is whole
+    assert 0 < len(partial) < 10 and not _tmp_files(out)
+
+    small_disk("20m")  # the user frees space and runs the same command
+    run = s3t(*command)
+    assert run.returncode == 0, run.stderr
+    cache, ref = open_cache(out), open_cache(reference)
+    cache.verify()
+    assert sorted(cache.track_ids) == sorted(ref.track_ids)
+    for track in ref.track_ids:
+        assert np.array_equal(cache[cache.index_of(track)], ref[ref.index_of(track)])
+
+
+def test_pretrain_on_a_full_disk_stops_clearly_with_the_last_checkpoint_whole(songs, small_disk, tmp_path):
+    cache = tmp_path / "cache"
+    assert s3t("prepare", str(songs), "--out", str(cache), "--workers", "0", "--no-progress").returncode == 0
+    settings = ("--config", TINY, "--no-progress", "--set", "train.batch_size=4", "moco.queue_size=8")
+    one_epoch = s3t("pretrain", "--data", str(cache), "--out", str(tmp_path / "one"), *settings, "optim.epochs=1")
+    assert one_epoch.returncode == 0, one_epoch.stderr
+    size = (tmp_path / "one" / "last.pt").stat().st_size
+    run_dir = small_disk(f"{int(3.5 * size)}") / "run"  # room for three checkpoints, not for ten epochs of them
+    command = ("pretrain", "--data", str(cache), "--out", str(run_dir), *settings, "optim.epochs=10")
+    run = s3t(*command)
+    assert run.returncode == 2, run.stderr
+    assert NO_SPACE in run.stderr and "Traceback" not in run.stderr
+    last = load_checkpoint(run_dir / "last.pt")  # whole: its checksum holds
+    assert 1 <= last["epoch"] < 10 and not _tmp_files(run_dir)
+
+    small_disk(f"{int(16 * size)}")  # the user frees space: ten epoch checkpoints, last.pt and a temporary fit
+    run = s3t(*command, "--resume")
+    assert run.returncode == 0, run.stderr
+    assert load_checkpoint(run_dir / "last.pt")["epoch"] == 10
+
+
+def test_embed_on_a_full_disk_stops_clearly_and_resumes(songs, small_disk, tmp_path):
+    cache = tmp_path / "cache"
+    assert s3t("prepare", str(songs), "--out", str(cache), "--workers", "0", "--no-progress").returncode == 0
+    disk = small_disk("1m")
+    (disk / "ballast").write_bytes(b"\0" * (1024 * 1024 - 8192))  # leaves two pages: too few for the result
+    out = disk / "features.npz"
+    command = ("embed", str(cache), "--encoder", "random", "--config", TINY, "--out", str(out), "--no-progress")
+    run = s3t(*command)
+    assert run.returncode == 2, run.stderr
+    assert NO_SPACE in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists()
+
+    (disk / "ballast").unlink()
+    run = s3t(*command)
+    assert run.returncode == 0, run.stderr
+    with np.load(out) as f:
+        assert f["features"].shape[0] == 10 and np.isfinite(f["features"]).all()
+
+
+def _without_root_file_powers() -> None:
+    """Drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set before exec: a root
+    process then obeys file permissions like anyone else."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0):  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_unreadable_files_are_skipped_with_the_reason(songs, tmp_path):
+    folder = tmp_path / "songs"
+    shutil.copytree(songs, folder)
+    locked = folder / "song3.wav"
+    locked.chmod(0)
+    run = s3t("prepare", str(folder), "--out", str(tmp_path / "cache"), "--workers", "0", "--no-progress",
+              preexec_fn=_without_root_file_powers if os.geteuid() == 0 else None)
+    assert run.returncode == 0, run.stderr
+    assert f"skipped {locked}: cannot open (Permission denied)" in run.stderr
+    assert "skipped: 1" in run.stdout and "tracks written: 9" in run.stdout
+
+
+def _peak_rss_mib(*args: str) -> float:
+    """Peak resident memory of an `s3t` process (and its workers), from a parent that runs only it."""
+    probe = ("import resource, subprocess, sys; "
+             "r = subprocess.run(sys.argv[1:], capture_output=True); "
+             "sys.exit(r.returncode) if r.returncode else "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "s3t", *args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout) / 1024
+
+
+def test_prepare_and_embed_memory_stays_flat_when_the_corpus_doubles(tmp_path):
+    """Twice the audio may not cost more memory: a run that kept waves or CQTs would grow by
+    ~160 MiB (waves) or ~13 MiB (CQTs) from 32 to 64 one-minute tracks; we allow 6 MiB."""
+    one = write_music(tmp_path / "one.wav", seconds=60.0)
+    peaks = {}
+    for n in (32, 64):
+        folder = tmp_path / f"corpus{n}"
+        folder.mkdir()
+        for i in range(n):
+            os.link(one, folder / f"t{i:03d}.wav")
+        cache = tmp_path / f"cache{n}"
+        prepare_peak = _peak_rss_mib("prepare", str(folder), "--out", str(cache), "--workers", "1",
+                                     "--shard-mb", "1", "--no-progress")
+        embed_peak = _peak_rss_mib("embed", str(cache), "--encoder", "random", "--config", TINY, "--out",
+                                   str(tmp_path / f"f{n}.npz"), "--save-every", "8", "--no-progress")
+        peaks[n] = (prepare_peak, embed_peak)
+    print(f"peak RSS MiB (prepare, embed): 32 tracks {peaks[32]}, 64 tracks {peaks[64]}")
+    for small, large in zip(peaks[32], peaks[64]):
+        assert large - small < 6.0, peaks
