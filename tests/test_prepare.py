@@ -157,11 +157,33 @@ def test_damaged_shard_is_detected(corpus, tmp_path):
     data = bytearray(shard.read_bytes())
     data[-10] ^= 0xFF
     shard.write_bytes(bytes(data))
-    with pytest.raises(CacheError, match="checksum"):
+    with pytest.raises(CacheError, match="checksum mismatch.*run `s3t prepare` again"):
         open_cache(tmp_path).verify()
     shard.write_bytes(bytes(data[:-100]))
     with pytest.raises(CacheError, match="damaged"):
         open_cache(tmp_path)[0]
+
+
+def test_pretrain_and_embed_refuse_a_flipped_bit_and_prepare_rebuilds_it(corpus, tmp_path):
+    reference = tmp_path / "reference"
+    prepare(corpus, reference, workers=0, progress=False)
+    cache = tmp_path / "cache"
+    prepare(corpus, cache, workers=0, shard_mb=0.05, progress=False)  # several shards
+    shards = sorted((cache / "shards").iterdir())
+    data = bytearray(shards[1].read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit in the middle of the CQT values: np.load would not notice
+    shards[1].write_bytes(bytes(data))
+    for command in (["pretrain", "--data", str(cache), "--out", str(tmp_path / "run"), "--config", "tiny"],
+                    ["embed", str(cache), "--encoder", "random", "--config", "tiny", "--out", str(tmp_path / "f.npz")]):
+        run = run_cli(*command, "--no-progress")
+        assert run.returncode == 2 and "checksum mismatch" in run.stderr, run.stderr
+
+    summary = prepare(corpus, cache, workers=0, shard_mb=0.05, progress=False)
+    assert summary.written >= 1 and summary.already_done == len(list_sources(corpus)) - summary.written
+    rebuilt, ref = open_cache(cache), open_cache(reference)
+    rebuilt.verify()
+    for track in ref.track_ids:
+        assert np.array_equal(rebuilt[rebuilt.index_of(track)], ref[ref.index_of(track)])
 
 
 def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:

@@ -83,6 +83,7 @@ class CacheWriter:
         self._pending: list[Track] = []
         self._pending_bytes = 0
         self._remove_orphans()
+        self._drop_damaged_shards()
 
     def _check_meta(self, meta: dict) -> None:
         stored = dict(self.db.execute("SELECT key, value FROM meta"))
@@ -99,6 +100,18 @@ class CacheWriter:
             if path.name not in known:
                 log.info("removing %s left by an interrupted run", path)
                 path.unlink()
+
+    def _drop_damaged_shards(self) -> None:
+        """Forget shards that fail their checksum, so that their tracks are prepared again."""
+        if not self.db.execute("SELECT 1 FROM shards LIMIT 1").fetchone():
+            return
+        for shard, reason in Cache(self.root).damaged_shards().items():
+            log.warning("%s; its tracks will be prepared again", reason)
+            file = self.db.execute("SELECT file FROM shards WHERE id = ?", (shard,)).fetchone()[0]
+            with self.db:
+                self.db.execute("DELETE FROM tracks WHERE shard = ?", (shard,))
+                self.db.execute("DELETE FROM shards WHERE id = ?", (shard,))
+            (self.root / SHARD_DIR / file).unlink(missing_ok=True)
 
     def done_sources(self) -> set[str]:
         """Source files already in the cache (all of their clips, since clips are added together)."""
@@ -248,15 +261,28 @@ class Cache:
             db.close()
         return [values[t] for t in self.track_ids]
 
-    def verify(self) -> None:
-        """Check every shard's size and CRC-32 against the index; raise CacheError on a mismatch."""
+    def damaged_shards(self) -> dict[int, str]:
+        """Shards whose size or CRC-32 disagrees with the index: {shard id: what is wrong}."""
         rows_per_read = 1 << 18  # ~44 MB at a time, whatever the shard size
+        damaged = {}
         for shard, (file, _, _, crc) in self._shards.items():
-            arr, value = self._map(shard), 0
+            try:
+                arr, value = self._map(shard), 0
+            except (CacheError, ValueError, OSError) as e:
+                damaged[shard] = str(e)
+                continue
             for start in range(0, len(arr), rows_per_read):
                 value = zlib.crc32(np.ascontiguousarray(arr[start : start + rows_per_read]).tobytes(), value)
             if value != crc:
-                raise CacheError(f"{self.root / SHARD_DIR / file}: checksum mismatch, the shard is damaged")
+                damaged[shard] = f"{self.root / SHARD_DIR / file}: checksum mismatch, the shard is damaged"
+        return damaged
+
+    def verify(self) -> None:
+        """Raise CacheError when any shard is damaged, saying how to rebuild it."""
+        damaged = self.damaged_shards()
+        if damaged:
+            raise CacheError(f"{len(damaged)} damaged shard(s), e.g. {next(iter(damaged.values()))}; "
+                             "run `s3t prepare` again with the same input: it rebuilds them")
 
 
 def open_cache(root: str | Path) -> Cache:

@@ -163,6 +163,7 @@ def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows
     chunk and progress.json saying how many rows are final, so memory stays flat, each chunk is
     written once, and a killed run redoes at most one chunk.
     """
+    cache.verify()
     out = Path(out)
     work = out.with_name(out.name + ".partial")
     n, dim = len(cache), encoder.num_features

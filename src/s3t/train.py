@@ -157,6 +157,7 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
     out = Path(out)
     ctx = setup_distributed(cfg.train.device)
     cache = open_cache(data)
+    cache.verify()  # a damaged shard would train on garbage without a sound
     tracks = select_tracks(cache, split)
     G = cfg.train.batch_size * ctx.world
     if len(tracks) < G:
