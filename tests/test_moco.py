@@ -107,3 +107,50 @@ def test_keys_of_the_query_track_are_no_negatives():
     assert masked[1:].sum() == 0 and torch.isfinite(F.cross_entropy(logits, labels))
     m.cfg.mask_same_track = False
     assert torch.isfinite(m(x, x, torch.tensor([1, 5, 6, 7]))[0]).all()
+
+
+def bn_moco(groups: int = 2) -> MoCo:
+    torch.manual_seed(0)
+    return MoCo(build_encoder(ModelConfig(name="crnn_small", input_size=32)),
+                MocoConfig(dim=8, hidden_dim=16, queue_size=16, bn_groups=groups))
+
+
+def test_shuffle_bn_encodes_keys_in_random_sub_batches_and_queries_in_consecutive_ones():
+    m, x = bn_moco(), torch.randn(8, 1, 32, 32)
+    assert m.shuffle_bn and not tiny_moco().shuffle_bn  # BatchNorm in the CRNN, none in Swin
+    torch.manual_seed(5)
+    keys = m.encode_keys(x)
+    torch.manual_seed(5)
+    perm = torch.randperm(8)
+    with torch.no_grad():
+        for part in perm.chunk(2):  # each key as its own random half of the batch gives it
+            assert torch.allclose(keys[part], m._project_k(x[part]), atol=1e-6)
+        assert not torch.allclose(keys, m._project_k(x), atol=1e-3)  # the statistics really differ
+        queries = m.encode_queries(x)
+        assert torch.allclose(queries, torch.cat([m._project_q(x[:4]), m._project_q(x[4:])]), atol=1e-6)
+    assert not torch.equal(perm.chunk(2)[0].sort().values, torch.arange(4))  # halves differ from the queries'
+
+
+def _shuffle_worker(rank: int, store: str, results) -> None:
+    import torch.distributed as dist
+
+    from s3t.moco import _shuffled_across_ranks
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    torch.manual_seed(rank)  # only rank 0's permutation may count
+    x = torch.arange(4.0).reshape(4, 1) + 10 * rank
+    batch_of = []
+    out = _shuffled_across_ranks(lambda part: (batch_of.append(part.flatten().tolist()), part * 2)[1], x)
+    results[rank] = (out.flatten().tolist(), batch_of[0])
+    dist.destroy_process_group()
+
+
+def test_shuffle_across_ranks_returns_each_ranks_own_outputs_in_order(tmp_path):
+    import torch.multiprocessing as mp
+
+    results = mp.Manager().dict()
+    mp.spawn(_shuffle_worker, args=(str(tmp_path / "store"), results), nprocs=2)
+    assert results[0][0] == [0.0, 2.0, 4.0, 6.0] and results[1][0] == [20.0, 22.0, 24.0, 26.0]
+    encoded = sorted(results[0][1] + results[1][1])
+    assert encoded == [0, 1, 2, 3, 10, 11, 12, 13]  # every item encoded once, by one of the ranks
+    assert sorted(results[0][1]) != [0, 1, 2, 3]  # (for this seed) rank 0 encoded items of rank 1

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -73,6 +74,23 @@ def test_pretrain_writes_a_complete_run(cache, tmp_path):
     assert ckpt["config"]["model"]["name"] == "swin_nano"
     assert int(ckpt["model"]["queue_ptr"]) == (6 * 8) % 64
     assert load_config([tmp_path / "config.yaml"]) == tiny("optim.epochs=3")
+
+
+@pytest.mark.parametrize("name, preprocessor", [("crnn_small", "time_fold"), ("resnet18", "freq_tile"),
+                                                 ("swin_nano", "freq_tile")])
+def test_every_backbone_and_pre_processor_pretrains_and_embeds(name, preprocessor, cache, tmp_path):
+    from s3t.cache import open_cache
+    from s3t.encoder import extract_features, load_encoder
+
+    copies = {"time_fold": 1, "freq_tile": 2}[preprocessor]  # segments stacked, or copies tiled, to 128 rows
+    cfg = tiny("optim.epochs=1", f"model.name={name}", f"model.preprocessor={preprocessor}", f"model.fold={copies}")
+    last = pretrain(cfg, cache, tmp_path, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert len(rows) == 2 and all(math.isfinite(float(r["loss"])) for r in rows)
+    encoder = load_encoder(last)
+    assert encoder.model_cfg.name == name and encoder.model_cfg.preprocessor == preprocessor
+    feats = extract_features(open_cache(cache), encoder, [0, 1, 2], progress=False)
+    assert feats.shape == (3, encoder.num_features) and np.isfinite(feats).all()
 
 
 def test_too_little_data_and_bad_queue_fail_at_once(cache, tmp_path):

@@ -78,6 +78,7 @@ class MocoConfig:
     momentum: float = 0.999
     temperature: float = 0.2
     mask_same_track: bool = True  # queued keys of the query's own track are not negatives (not in the paper)
+    bn_groups: int = 2  # BatchNorm encoders in one process: sub-batches with their own statistics (shuffle-BN)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from s3t.config import MocoConfig
+from s3t.models import has_batch_norm
 
 
 def projection_head(in_dim: int, hidden_dim: int, out_dim: int, layers: int) -> torch.nn.Sequential:
@@ -54,6 +55,22 @@ def gather_from_all_ranks(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+@torch.no_grad()
+def _shuffled_across_ranks(encode, x: torch.Tensor) -> torch.Tensor:
+    """encode(x) where each rank encodes a random share of the global batch (rank 0 draws the
+    permutation), and every rank gets back the outputs of its own inputs, in order."""
+    n, rank = len(x), dist.get_rank()
+    everything = gather_from_all_ranks(x)
+    perm = torch.randperm(len(everything), device=x.device)
+    dist.broadcast(perm, src=0)
+    out = gather_from_all_ranks(encode(everything[perm[rank * n : (rank + 1) * n]]))
+    return out[torch.argsort(perm)[rank * n : (rank + 1) * n]]
+
+
 class MoCo(torch.nn.Module):
     """Query encoder + head trained by gradient; key encoder + head by EMA; a queue of keys.
 
@@ -73,6 +90,9 @@ class MoCo(torch.nn.Module):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         # the track each queued key came from (-1: none); see forward
         self.register_buffer("queue_groups", torch.full((cfg.queue_size,), -1, dtype=torch.long))
+        if cfg.bn_groups < 1:
+            raise ValueError(f"moco.bn_groups must be >= 1, got {cfg.bn_groups}")
+        self.shuffle_bn = has_batch_norm(encoder)
 
     def key_modules(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
         return [(self.encoder_k, self.encoder_q), (self.head_k, self.head_q)]
@@ -95,9 +115,34 @@ class MoCo(torch.nn.Module):
         self.queue_groups[ptr : ptr + n] = -1 if groups is None else groups
         self.queue_ptr.fill_((ptr + n) % K)
 
+    def encode_queries(self, x_q: torch.Tensor) -> torch.Tensor:
+        """(N, …) -> (N, C). With BatchNorm in one process, each of `bn_groups` consecutive
+        sub-batches is normalised by its own statistics, as each GPU's share is under DDP."""
+        if self.shuffle_bn and _world() == 1:
+            return torch.cat([self._project_q(part) for part in x_q.chunk(self.cfg.bn_groups)])
+        return self._project_q(x_q)
+
+    def _project_q(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head_q(self.encoder_q(x)), dim=1)
+
+    @torch.no_grad()
     def encode_keys(self, x_k: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return F.normalize(self.head_k(self.encoder_k(x_k)), dim=1)  # (N, C)
+        """(N, …) -> (N, C). Shuffle-BN (MoCo, section 3.3) for BatchNorm encoders: keys are
+        normalised in randomly drawn sub-batches (across ranks under DDP, `bn_groups` of them in one
+        process), so a key never shares its BatchNorm statistics with its own query's sub-batch
+        as a whole: the statistics cannot leak which key is the positive."""
+        if not self.shuffle_bn:
+            return self._project_k(x_k)
+        if _world() > 1:
+            return _shuffled_across_ranks(self._project_k, x_k)
+        perm = torch.randperm(len(x_k), device=x_k.device)  # seeded per step by the training loop
+        keys = torch.empty(len(x_k), self.cfg.dim, device=x_k.device, dtype=self.queue.dtype)
+        for part in perm.chunk(self.cfg.bn_groups):
+            keys[part] = self._project_k(x_k[part]).to(keys.dtype)
+        return keys
+
+    def _project_k(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head_k(self.encoder_k(x)), dim=1)
 
     def forward(self, x_q: torch.Tensor, x_k: torch.Tensor, groups: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,9 +152,9 @@ class MoCo(torch.nn.Module):
         ranks afterwards, as in MoCo. With `moco.mask_same_track`, queued keys of the query's
         own track are no negatives (logit −inf): another clip of the same song, or the song's
         own older key when the queue outgrows a small corpus, is not a different instance.
-        Encoders built only from per-sample layers (Swin's LayerNorm) need no shuffle-BN.
+        BatchNorm encoders get shuffle-BN (`encode_keys`); Swin's LayerNorm needs none.
         """
-        q = F.normalize(self.head_q(self.encoder_q(x_q)), dim=1)  # (N, C)
+        q = self.encode_queries(x_q)  # (N, C)
         self.momentum_step()
         k = self.encode_keys(x_k)  # (N, C)
         logits, labels = info_nce(q, k, self.queue.clone().detach(), self.cfg.temperature)

@@ -1,8 +1,10 @@
 """Encoders: one contract for every backbone, `(B, 1, H, W) -> (B, D)` with `num_features = D`.
 
-`ENCODERS` maps a name to a builder; the paper's Swin-T and smaller Swins for CPU runs are
-timm's public `SwinTransformer`. Geometry (input size vs patch, window and merging) is
-checked when a model is built, with the numbers in the error.
+`ENCODERS` maps a name to a builder: the paper's Swin-T and smaller Swins for CPU runs
+(timm's `SwinTransformer`; geometry is checked when a model is built, with the numbers in the
+error), the ResNet baselines (timm) and a convolutional-recurrent network (the paper's
+"MSNet-BiGRU" row). ResNets and the CRNN hold BatchNorm: under MoCo they need shuffle-BN
+(`s3t.moco`), Swin's LayerNorm does not.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import timm
 import torch
 from timm.models.swin_transformer import SwinTransformer
 
@@ -73,9 +76,67 @@ def _swin_builder(name: str) -> Callable[[ModelConfig], torch.nn.Module]:
     return lambda cfg: SwinEncoder(cfg.input_size, SWIN_PRESETS[name], cfg.drop_path, cfg.freeze_patch_embed)
 
 
-ENCODERS: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
-    name: _swin_builder(name) for name in SWIN_PRESETS
+class ResNetEncoder(torch.nn.Module):
+    """A timm ResNet with one input channel and global average pooling: (B, 1, S, S) -> (B, D)."""
+
+    def __init__(self, name: str, drop_path: float):
+        super().__init__()
+        # MoCo's ResNet-50 (torchvision's defaults) starts every residual branch live: no zero-init
+        self.net = timm.create_model(name, pretrained=False, in_chans=1, num_classes=0, drop_path_rate=drop_path,
+                                     zero_init_last=False)
+        self.num_features = self.net.num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@dataclass(frozen=True)
+class CRNNPreset:
+    channels: tuple[int, ...]  # one conv block (3×3 conv, BN, ReLU, 2×2 max-pool) per entry
+    hidden: int  # GRU units per direction; the feature is 2 × hidden
+    layers: int = 2
+
+
+CRNN_PRESETS = {
+    "crnn_bigru": CRNNPreset((64, 128, 256, 256), 256),  # 2.9 M parameters, 512-d features
+    "crnn_small": CRNNPreset((16, 32, 64, 64), 64),  # 0.2 M, for CPU runs and tests
 }
+
+
+class CRNNEncoder(torch.nn.Module):
+    """Convolutions over the spectrogram image, then a bidirectional GRU along its width (time),
+    averaged over time: (B, 1, H, W) -> (B, 2 · hidden). The conv blocks halve both axes; what is
+    left of the height is averaged away before the GRU."""
+
+    def __init__(self, preset: CRNNPreset):
+        super().__init__()
+        blocks, c_in = [], 1
+        for c in preset.channels:
+            blocks += [torch.nn.Conv2d(c_in, c, 3, padding=1, bias=False), torch.nn.BatchNorm2d(c),
+                       torch.nn.ReLU(inplace=True), torch.nn.MaxPool2d(2)]
+            c_in = c
+        self.conv = torch.nn.Sequential(*blocks)
+        self.gru = torch.nn.GRU(c_in, preset.hidden, num_layers=preset.layers, batch_first=True, bidirectional=True)
+        self.num_features = 2 * preset.hidden
+        self.min_size = 2 ** len(preset.channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 1 or min(x.shape[-2:]) < self.min_size:
+            raise ValueError(f"expected input (B, 1, H, W) with H, W >= {self.min_size}, got {tuple(x.shape)}")
+        h = self.conv(x).mean(dim=2).transpose(1, 2)  # (B, W', C): a sequence over time
+        return self.gru(h)[0].mean(dim=1)  # (B, 2 · hidden)
+
+
+ENCODERS: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
+    **{name: _swin_builder(name) for name in SWIN_PRESETS},
+    # the paper's ResNet-50 row (23.5 M parameters, 2048-d); resnet18 (11.2 M, 512-d) for CPU runs
+    **{name: (lambda cfg, name=name: ResNetEncoder(name, cfg.drop_path)) for name in ("resnet50", "resnet18")},
+    **{name: (lambda cfg, name=name: CRNNEncoder(CRNN_PRESETS[name])) for name in CRNN_PRESETS},
+}
+
+
+def has_batch_norm(module: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
 def build_encoder(cfg: ModelConfig) -> torch.nn.Module:
