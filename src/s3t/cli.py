@@ -184,6 +184,57 @@ def _run_linear_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_supervised(sub: argparse._SubParsersAction) -> None:
+    from s3t.datasets import LOADERS
+
+    p = sub.add_parser("supervised", help="the Supervised baseline: train the encoder on the labels, then probe it",
+                       description="Train the encoder of CONFIG end to end on the dataset's labels (one crop per "
+                                   "item, the same augmentations, cross-entropy or BCE for tags; epoch picked on "
+                                   "validation), report its own test score, then linear-probe its frozen features "
+                                   "like any other encoder (OUT/linear-eval).")
+    p.add_argument("--dataset", required=True, choices=sorted(LOADERS), help="layout of ROOT")
+    p.add_argument("--root", required=True, help="dataset folder as downloaded (csv: the manifest file)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="YAML config or preset name: model, optim (epochs, lr), augment, probe (repeatable)")
+    _add_overrides(p)
+    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training tracks with labels")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, crops and label draw")
+    p.add_argument("--probe-seeds", type=_positive_int, default=1, help="linear probes on the frozen features")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the split drawn for folder/csv data without one")
+    p.add_argument("--cache", help="cache folder for the dataset's CQTs (default OUT/cache; share it across runs)")
+    p.add_argument("--clip-seconds", type=float, default=0.0, help="cut tracks into clips of S seconds")
+    p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_supervised)
+
+
+def _run_supervised(args: argparse.Namespace) -> int:
+    from s3t.config import load_config
+    from s3t.datasets import load_dataset
+    from s3t.encoder import load_encoder
+    from s3t.evaluate import HEADLINE, linear_eval, summary_markdown
+    from s3t.supervised import train_supervised
+
+    cfg = load_config(args.config, args.overrides)
+    dataset = load_dataset(args.dataset, args.root, seed=args.split_seed)
+    out = Path(args.out)
+    cache = args.cache or out / "cache"
+    own = train_supervised(dataset, cfg, out, label_fraction=args.label_fraction, seed=args.seed, cache_dir=cache,
+                           clip_seconds=args.clip_seconds, workers=args.workers, resume=args.resume,
+                           progress=not args.no_progress)
+    level = "track"
+    print(f"end to end (epoch {own['best_epoch']}): " +
+          ", ".join(f"{name} {own[level][name]:.4f}" for name in HEADLINE[dataset.multilabel]))
+    metrics = linear_eval(dataset, load_encoder(out / "best.pt"), out / "linear-eval", cfg.probe,
+                          label_fraction=args.label_fraction, seeds=args.probe_seeds, cache_dir=cache,
+                          clip_seconds=args.clip_seconds, workers=args.workers, progress=not args.no_progress)
+    print(summary_markdown(metrics))
+    print(f"written to {out}")
+    return 0
+
+
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="genres or tags of audio files, with a probe from linear-eval",
                        description="Score FILES with the probe saved by `s3t linear-eval` in PROBE_DIR on top "
@@ -243,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_embed(sub)
     _add_linear_eval(sub)
+    _add_supervised(sub)
     _add_predict(sub)
     _add_demo(sub)
     return parser

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 from s3t import plots
 from s3t.audio import HOP_LENGTH, AudioError, load_audio
-from s3t.cache import open_cache
+from s3t.cache import Cache, open_cache
 from s3t.checkpoint import save_checkpoint
 from s3t.config import ProbeConfig
 from s3t.datasets import LabeledSet, with_validation
@@ -40,7 +40,20 @@ def write_manifest(dataset: LabeledSet, path: Path) -> None:
         writer.writerows([item.path, ";".join(item.labels), item.split] for item in dataset.items)
 
 
-def _targets(dataset: LabeledSet, items: list) -> np.ndarray:
+def split_rows(dataset: LabeledSet, cache: Cache, clip_seconds: float) -> dict[str, list[tuple[str, str]]]:
+    """(cache id, track path) of every cached item (or clip) of each split; raises when a split is empty."""
+    by_path = {item.path: item for item in dataset.items}
+    track_of = cache.column("track") if clip_seconds else cache.track_ids
+    entries = [(cid, track) for cid, track in zip(cache.track_ids, track_of) if track in by_path]
+    rows = {s: [(cid, track) for cid, track in entries if by_path[track].split == s] for s in ("train", "valid", "test")}
+    for s, r in rows.items():
+        if not r:
+            raise ValueError(f"{dataset.name}: no readable {s} items (of {len(dataset.split(s))} listed); "
+                             "see the skipped files above")
+    return rows
+
+
+def targets_of(dataset: LabeledSet, items: list) -> np.ndarray:
     """Class ids (N,) or multi-hot tags (N, C) of items."""
     index = {c: i for i, c in enumerate(dataset.classes)}
     if not dataset.multilabel:
@@ -103,17 +116,11 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
     features = {str(t): v for t, v in zip(stored["track_ids"], stored["features"])}
 
     by_path = {item.path: item for item in dataset.items}
-    track_of = cache.column("track") if clip_seconds else cache.track_ids
-    entries = [(cid, track) for cid, track in zip(cache.track_ids, track_of) if track in by_path]
-    rows = {s: [(cid, track) for cid, track in entries if by_path[track].split == s] for s in ("train", "valid", "test")}
-    for s, r in rows.items():
-        if not r:
-            raise ValueError(f"{dataset.name}: no readable {s} items (of {len(dataset.split(s))} listed); "
-                             "see the skipped files above")
+    rows = split_rows(dataset, cache, clip_seconds)
 
     def arrays(part):
         x = np.stack([features[cid] for cid, _ in part])
-        return x, _targets(dataset, [by_path[track] for _, track in part])
+        return x, targets_of(dataset, [by_path[track] for _, track in part])
 
     batch = cfg.batch_size or default_batch_size(dataset.name)
     x_valid, y_valid = arrays(rows["valid"])
@@ -124,7 +131,7 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
         x_train, y_train = arrays([r for r in rows["train"] if r[1] in keep])
         probe = train_probe(x_train, y_train, x_valid, y_valid, len(dataset.classes), dataset.multilabel, cfg,
                             batch, seed)
-        runs.append((probe, _test_metrics(dataset, probe, x_test, y_test, rows["test"], clip_seconds > 0),
+        runs.append((probe, score_test_split(dataset, probe, x_test, y_test, rows["test"], clip_seconds > 0),
                      len(keep)))
 
     metrics = _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, windows, summary, rows)
@@ -132,8 +139,10 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
     return metrics
 
 
-def _test_metrics(dataset: LabeledSet, probe: Probe, x_test: np.ndarray, y_test: np.ndarray, test_rows: list,
-                  clips: bool) -> dict:
+def score_test_split(dataset: LabeledSet, probe, x_test: np.ndarray, y_test: np.ndarray, test_rows: list,
+                 clips: bool) -> dict:
+    """Test metrics of `probe` (anything with `scores(features) -> (N, C)` probabilities), per clip
+    and per track when the rows are clips, else per item."""
     scores = probe.scores(x_test)
     score_fn = multilabel_metrics if dataset.multilabel else single_label_metrics
     result = {"clip": score_fn(y_test, scores, dataset.classes)} if clips else {}

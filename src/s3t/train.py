@@ -50,7 +50,7 @@ def cosine_lr(step: int, total_steps: int, warmup_steps: int, base_lr: float, mi
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def _seed(*parts: int) -> int:
+def seed_of(*parts: int) -> int:
     """A 63-bit seed derived from integers (stable across runs and processes)."""
     return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
 
@@ -79,7 +79,7 @@ class TwoCropDataset(torch.utils.data.Dataset):
         workers need no state from the main process."""
         epoch, i = key
         track = self.indices[i]
-        gen = torch.Generator().manual_seed(_seed(self.seed, epoch, track))
+        gen = torch.Generator().manual_seed(seed_of(self.seed, epoch, track))
         windows = augment.sample_crop_windows(int(self.cache.frames[track]), self.crop_ratio, 2, gen)
         crops = [torch.from_numpy(np.array(self.cache.crop(track, s, n), dtype=np.float32)) for s, n in windows]
         return torch.stack([augment.resize_time(c, self.frames) for c in crops]), self.groups[track]  # (2, 84, T)
@@ -95,7 +95,7 @@ class EpochSampler(torch.utils.data.Sampler):
         self.batches_per_epoch = n // (batch * world)
 
     def __iter__(self):
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(_seed(self.seed, self.epoch)))
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed_of(self.seed, self.epoch)))
         G = self.batch * self.world
         for b in range(self.start_batch, self.batches_per_epoch):
             for i in perm[b * G + self.rank * self.batch : b * G + (self.rank + 1) * self.batch].tolist():
@@ -169,7 +169,7 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
                     "own older keys as negatives; a queue of at most %d fits this corpus",
                     cfg.moco.queue_size, len(tracks), (len(tracks) - G) // G * G)
 
-    torch.manual_seed(_seed(cfg.train.seed, 0))  # initial weights and queue: the same on every rank
+    torch.manual_seed(seed_of(cfg.train.seed, 0))  # initial weights and queue: the same on every rank
     model = build_model(cfg).to(ctx.device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
@@ -259,8 +259,8 @@ def train_step(net: torch.nn.Module, model: MoCo, opt: torch.optim.Optimizer, vi
                ) -> tuple[float, float]:
     """One MoCo step on a batch of two-view crops (B, 2, 84, T) from tracks `groups` (B,); returns the loss and the
     fraction of queries whose positive key scores above every negative (MoCo's acc@1)."""
-    torch.manual_seed(_seed(cfg.train.seed, step, 1))  # drop-path
-    gen.manual_seed(_seed(cfg.train.seed, step, 2))  # augmentation
+    torch.manual_seed(seed_of(cfg.train.seed, step, 1))  # drop-path
+    gen.manual_seed(seed_of(cfg.train.seed, step, 2))  # augmentation
     B = views.shape[0]
     x = model_input(augment.augment_views(views, cfg.augment, gen).flatten(0, 1), cfg).unflatten(0, (B, 2))
     with torch.autocast(views.device.type, dtype=torch.bfloat16, enabled=use_amp):
