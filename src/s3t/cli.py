@@ -235,6 +235,34 @@ def _run_supervised(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    from s3t.datasets import LOADERS
+    from s3t.reproduce import BUDGETS
+
+    p = sub.add_parser("reproduce", help="the paper's Tables 1-4 on your corpus, dataset and budget",
+                       description="Pre-train (S3T with each backbone and pre-processor), train the Supervised "
+                                   "baseline, probe everything and Random Init at 1/10/100 %% of the labels, each "
+                                   "step an `s3t` process recorded in OUT/steps.json; OUT/tables.md holds the "
+                                   "paper's tables with our numbers beside them. Run it again to resume.")
+    p.add_argument("--corpus", required=True, help="prepared cache of the unlabelled pre-training corpus")
+    p.add_argument("--dataset", required=True, choices=sorted(LOADERS), help="layout of ROOT")
+    p.add_argument("--root", required=True, help="labelled dataset folder (csv: the manifest file)")
+    p.add_argument("--budget", default="small", choices=sorted(BUDGETS),
+                   help="small: CPU-sized models and epochs; paper: the paper's; tiny: seconds (tests)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
+    p.set_defaults(func=_run_reproduce)
+
+
+def _run_reproduce(args: argparse.Namespace) -> int:
+    from s3t.reproduce import Runner
+
+    tables = Runner(args.corpus, args.dataset, args.root, args.budget, args.out, workers=args.workers).run()
+    print(tables.read_text())
+    print(f"written to {tables}")
+    return 0
+
+
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="genres or tags of audio files, with a probe from linear-eval",
                        description="Score FILES with the probe saved by `s3t linear-eval` in PROBE_DIR on top "
@@ -295,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed(sub)
     _add_linear_eval(sub)
     _add_supervised(sub)
+    _add_reproduce(sub)
     _add_predict(sub)
     _add_demo(sub)
     return parser

@@ -1,0 +1,288 @@
+"""`s3t reproduce`: the paper's Tables 1–4 on your corpus, dataset and budget, as a resumable grid.
+
+Every step is an `s3t` command run as its own process; the exact command, its wall time and its
+result are recorded in OUT/steps.json, a step whose result exists is not run again, and
+OUT/tables.md is written from the records after every step (never by hand). Each table keeps the
+paper's rows and columns with the paper's numbers, and adds our measured columns on the given
+dataset beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from s3t.files import write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one grid costs: the pre-training preset and its epochs, seeds, the probe's epochs."""
+
+    config: str  # preset name or YAML file for pre-training (model, moco, optim, …)
+    epochs: int  # pre-training epochs (S3T and CLMR), and supervised training epochs
+    pretrain_seeds: int  # seeds of whole pre-training runs for the compared rows
+    probe_seeds: int  # label draws / probe seeds per encoder
+    probe_epochs: int
+    backbones: dict[str, str]  # paper's backbone -> our model.name at this budget
+    overrides: tuple[str, ...] = ()
+    tile_copies: int = 4  # frequency tiling: copies of the 84 bins (the paper's 4 fill 256 rows)
+
+
+BUDGETS = {
+    "paper": Budget("paper", 400, 1, 3, 50, {"ResNet50": "resnet50", "MSNet-BiGRU": "crnn_bigru",
+                                              "Swin-T": "swin_t"}),
+    "small": Budget("cpu-small", 10, 3, 3, 50, {"ResNet50": "resnet18", "MSNet-BiGRU": "crnn_small",
+                                                 "Swin-T": "swin_mini"}),
+    # a few seconds a step: for tests of the runner itself
+    "tiny": Budget("tiny", 1, 2, 2, 3, {"ResNet50": "resnet18", "MSNet-BiGRU": "crnn_small", "Swin-T": "swin_nano"},
+                   ("train.batch_size=4", "moco.queue_size=8"), tile_copies=2),
+}
+
+# The paper's reported numbers (Tables 1–4), by table, row and column.
+PAPER = {
+    1: {"columns": ["MTAT PR-AUC", "MTAT ROC-AUC", "FMA Top-1", "GTZAN Top-1"],
+        "rows": {"Random Init": [18.0, 73.5, 26.0, 27.6], "Supervised": [38.3, 90.6, 42.7, 79.0],
+                 "SSL (CLMR)": [36.1, 89.4, 48.4, 68.6], "S3T (Ours)": [40.9, 89.9, 56.4, 81.1]}},
+    2: {"columns": ["MTAT PR-AUC", "MTAT ROC-AUC", "FMA Top-1", "FMA Top-5"],
+        "rows": {"CLMR": [36.1, 89.4, 48.4, 90.6], "Supervised": [38.3, 90.6, 42.7, None],
+                 "S3T-1%": [27.2, 77.4, 39.0, 84.8], "S3T-10%": [37.2, 87.8, 50.6, 91.9],
+                 "S3T-100%": [40.9, 89.9, 56.4, 95.3]}},
+    3: {"columns": ["GTZAN Top-1", "GTZAN Top-5"],
+        "rows": {"ResNet50": [73.6, 93.4], "MSNet-BiGRU": [64.5, 91.9], "Swin-T": [81.1, 97.2]}},
+    4: {"columns": ["GTZAN Top-1", "GTZAN Top-5"],
+        "rows": {"Frequency Tiling": [78.3, 96.6], "Time Folding": [81.1, 97.2]}},
+}
+TITLES = {1: "Linear evaluation of S3T and three other methods",
+          2: "Linear evaluation with 1 %, 10 % and 100 % of the labels",
+          3: "Backbones (S3T pre-training, linear probe)",
+          4: "Pre-processors (S3T pre-training, linear probe)"}
+
+
+@dataclass
+class Row:
+    """One row of one table: the encoders it probes (one per pre-training seed) and how."""
+
+    table: int
+    name: str
+    method: str  # s3t | random | supervised | clmr
+    model: str = ""
+    preprocessor: str = "time_fold"
+    label_fraction: float = 1.0
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+
+def grid(budget: Budget) -> list[Row]:
+    """The rows of Tables 1–4 at `budget`. Compared rows (backbones, pre-processors) get
+    `pretrain_seeds` pre-training seeds; the S3T rows of Tables 1–2 share seed 0's run."""
+    swin = budget.backbones["Swin-T"]
+    seeds = list(range(budget.pretrain_seeds))
+    rows = [Row(1, "Random Init", "random", swin), Row(1, "Supervised", "supervised", swin),
+            Row(1, "SSL (CLMR)", "clmr"), Row(1, "S3T (Ours)", "s3t", swin),
+            Row(2, "CLMR", "clmr"), Row(2, "Supervised", "supervised", swin)]
+    rows += [Row(2, f"S3T-{pct}%", "s3t", swin, label_fraction=pct / 100) for pct in (1, 10, 100)]
+    rows += [Row(3, paper_name, "s3t", ours, seeds=seeds) for paper_name, ours in budget.backbones.items()]
+    rows += [Row(4, "Frequency Tiling", "s3t", swin, "freq_tile", seeds=seeds),
+             Row(4, "Time Folding", "s3t", swin, seeds=seeds)]
+    return rows
+
+
+class Runner:
+    """Runs the steps of a grid once each, in order, recording commands, times and results."""
+
+    def __init__(self, corpus: str, dataset: str, root: str, budget: str, out: str | Path, workers: int = 2):
+        if budget not in BUDGETS:
+            raise ValueError(f"unknown budget {budget!r}; expected one of {sorted(BUDGETS)}")
+        self.corpus, self.dataset, self.root, self.workers = corpus, dataset, root, workers
+        self.budget_name, self.budget = budget, BUDGETS[budget]
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.records_path = self.out / "steps.json"
+        self.records: dict[str, dict] = json.loads(self.records_path.read_text()) if self.records_path.exists() else {}
+
+    def run(self) -> Path:
+        for row in grid(self.budget):
+            for seed in row.seeds:
+                self.row_result(row, seed)
+                self.write_tables()
+        self.write_tables()
+        return self.out / "tables.md"
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def _step(self, key: str, command: list[str], result: Path) -> dict | None:
+        """Run `s3t command` unless `result` exists; record and return its record."""
+        record = self.records.get(key)
+        if record and result.exists():
+            return record
+        log.info("step %s: s3t %s", key, shlex.join(command))
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "s3t", *command], capture_output=True, text=True)
+        record = {"command": "s3t " + shlex.join(command), "wall_s": round(time.perf_counter() - start, 1),
+                  "returncode": done.returncode}
+        if done.returncode:
+            record["error"] = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
+            log.warning("step %s failed: %s", key, record["error"])
+        self.records[key] = record
+        write_json(self.records_path, self.records, indent=2)
+        return record if not done.returncode else None
+
+    def _common(self) -> list[str]:
+        return ["--no-progress", "--workers", str(self.workers)]
+
+    def _pretrain(self, model: str, preprocessor: str, seed: int) -> Path | None:
+        name = f"{model}-{preprocessor}-seed{seed}"
+        run_dir = self.out / "pretrain" / name
+        b = self.budget
+        command = ["pretrain", "--data", self.corpus, "--out", str(run_dir), "--config", b.config, "--resume",
+                   "--no-progress", "--set", f"model.name={model}", f"model.preprocessor={preprocessor}",
+                   f"optim.epochs={b.epochs}", f"train.seed={seed}", *b.overrides]
+        if preprocessor == "freq_tile":
+            command.append(f"model.fold={b.tile_copies}")  # `fold` counts the tiled copies too
+        last = run_dir / "last.pt"
+        return last if self._step(f"pretrain/{name}", command, last) else None
+
+    def _probe(self, key: str, encoder_args: list[str], label_fraction: float) -> dict | None:
+        out = self.out / "probe" / key
+        command = ["linear-eval", "--dataset", self.dataset, "--root", self.root, "--out", str(out), *encoder_args,
+                   "--label-fraction", str(label_fraction), "--seeds", str(self.budget.probe_seeds),
+                   "--cache", str(self.out / "dataset-cache"), *self._common(),
+                   "--set", f"probe.epochs={self.budget.probe_epochs}"]
+        if self._step(f"probe/{key}", command, out / "metrics.json"):
+            return json.loads((out / "metrics.json").read_text())
+        return None
+
+    def row_result(self, row: Row, seed: int) -> dict | None:
+        """The metrics.json of the linear probe for (row, seed), running whatever it needs."""
+        b = self.budget
+        fraction = f"{row.label_fraction:g}"
+        if row.method == "clmr":
+            return None  # not implemented yet: the row stays empty, and says so
+        if row.method == "random":
+            overrides = ["--set", f"model.name={row.model}", f"train.seed={seed}", *b.overrides]
+            return self._probe(f"random-{row.model}-seed{seed}-labels{fraction}",
+                               ["--encoder", "random", "--config", b.config, *overrides], row.label_fraction)
+        if row.method == "supervised":
+            out = self.out / "supervised" / f"{row.model}-seed{seed}-labels{fraction}"
+            command = ["supervised", "--dataset", self.dataset, "--root", self.root, "--out", str(out),
+                       "--config", b.config, "--seed", str(seed), "--label-fraction", fraction,
+                       "--probe-seeds", str(b.probe_seeds), "--cache", str(self.out / "dataset-cache"),
+                       "--resume", *self._common(), "--set", f"model.name={row.model}", f"optim.epochs={b.epochs}",
+                       f"probe.epochs={b.probe_epochs}", *b.overrides]
+            result = out / "linear-eval" / "metrics.json"
+            return json.loads(result.read_text()) if self._step(f"supervised/{out.name}", command, result) else None
+        checkpoint = self._pretrain(row.model, row.preprocessor, seed)
+        if checkpoint is None:
+            return None
+        return self._probe(f"s3t-{row.model}-{row.preprocessor}-seed{seed}-labels{fraction}",
+                           ["--checkpoint", str(checkpoint)], row.label_fraction)
+
+    # --- tables ----------------------------------------------------------------------------
+
+    def write_tables(self) -> None:
+        write_text(self.out / "tables.md", render_tables(self))
+
+
+def write_text(path: Path, text: str) -> None:
+    from s3t.files import atomic_write
+
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mean = 100 * statistics.fmean(values)
+    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
+
+
+def _measured(runner: Runner, row: Row) -> tuple[list[str], str, list[str]]:
+    """Our cells for a row (mean ± std over pre-training seeds, or over probe seeds when there
+    is one pre-training run), its wall time, and the commands that produced it."""
+    per_seed, spreads, commands, wall = [], [], [], 0.0
+    for seed in row.seeds:
+        metrics = runner.row_result(row, seed) if _is_done(runner, row, seed) else None
+        if metrics is None:
+            continue
+        level = "track"
+        names = ["pr_auc_macro", "roc_auc_macro"] if metrics["multilabel"] else ["top1_accuracy", "top5_accuracy"]
+        per_seed.append([metrics[level][n]["mean"] for n in names])
+        spreads.append([metrics[level][n]["values"] for n in names])
+    for key, record in runner.records.items():
+        if _belongs(key, row, runner):
+            commands.append(record["command"])
+            wall += record["wall_s"]
+    if not per_seed:
+        return ["—", "—"], "—", commands
+    if len(per_seed) > 1:
+        cells = [_cell([s[i] for s in per_seed]) for i in range(2)]
+    else:
+        cells = [_cell(spreads[0][i]) for i in range(2)]
+    return cells, f"{wall / 60:.1f} min", commands
+
+
+def _is_done(runner: Runner, row: Row, seed: int) -> bool:
+    """Whether the row's probe for this seed has run (tables never start work)."""
+    return any(_belongs(key, row, runner, seed) and key.startswith(("probe/", "supervised/")) and
+               record["returncode"] == 0 for key, record in runner.records.items())
+
+
+def _belongs(key: str, row: Row, runner: Runner, seed: int | None = None) -> bool:
+    seeds = row.seeds if seed is None else [seed]
+    fraction = f"{row.label_fraction:g}"
+    names = []
+    for s in seeds:
+        if row.method == "random":
+            names.append(f"probe/random-{row.model}-seed{s}-labels{fraction}")
+        elif row.method == "supervised":
+            names.append(f"supervised/{row.model}-seed{s}-labels{fraction}")
+        elif row.method == "s3t":
+            names += [f"pretrain/{row.model}-{row.preprocessor}-seed{s}",
+                      f"probe/s3t-{row.model}-{row.preprocessor}-seed{s}-labels{fraction}"]
+    return key in names
+
+
+def render_tables(runner: Runner) -> str:
+    b = runner.budget
+    lines = [f"# S3T reproduction — budget `{runner.budget_name}`", "",
+             f"Pre-training corpus: `{runner.corpus}`; labelled dataset: `{runner.dataset}` at `{runner.root}`.",
+             f"Budget: config `{b.config}`, {b.epochs} epochs, {b.pretrain_seeds} pre-training seed(s) for the "
+             f"compared rows of Tables 3–4, {b.probe_seeds} probe seed(s), {b.probe_epochs} probe epochs; "
+             f"backbones {b.backbones}.",
+             "", "Ours: track-level test scores in %, mean ± std (over pre-training seeds where there are "
+             "several, else over probe seeds). Paper: as reported. Generated by `s3t reproduce`; "
+             "commands and times in `steps.json` and below.", ""]
+    rows = grid(b)
+    for table, spec in PAPER.items():
+        lines += [f"## Table {table}: {TITLES[table]}", ""]
+        ours = ["ours: PR-AUC", "ours: ROC-AUC"] if _multilabel(runner) else ["ours: Top-1", "ours: Top-5"]
+        header = ["Method"] + [f"paper: {c}" for c in spec["columns"]] + ours + ["wall time"]
+        lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        for row in (r for r in rows if r.table == table):
+            paper = ["–" if v is None else f"{v:.1f}" for v in spec["rows"][row.name]]
+            cells, wall, _ = _measured(runner, row)
+            if row.method == "clmr":
+                cells, wall = ["not run (CLMR not implemented yet)", "—"], "—"
+            lines.append("| " + " | ".join([row.name, *paper, *cells, wall]) + " |")
+        lines.append("")
+    lines += ["## Commands", ""]
+    for key, record in runner.records.items():
+        status = "" if record["returncode"] == 0 else f" — failed: {record.get('error', '')}"
+        lines.append(f"- `{record['command']}` ({record['wall_s'] / 60:.1f} min){status}")
+    return "\n".join(lines) + "\n"
+
+
+def _multilabel(runner: Runner) -> bool:
+    for path in (runner.out / "probe").glob("*/metrics.json"):
+        return bool(json.loads(path.read_text())["multilabel"])
+    return runner.dataset == "mtat"
