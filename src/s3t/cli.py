@@ -250,6 +250,8 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", default="small", choices=sorted(BUDGETS),
                    help="small: CPU-sized models and epochs; paper: the paper's; tiny: seconds (tests)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--clip-seconds", type=float, default=0.0, help="probe (and train Supervised) on clips of S "
+                   "seconds; scores per track from the mean of its clips")
     p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
     p.set_defaults(func=_run_reproduce)
 
@@ -257,7 +259,8 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 def _run_reproduce(args: argparse.Namespace) -> int:
     from s3t.reproduce import Runner
 
-    tables = Runner(args.corpus, args.dataset, args.root, args.budget, args.out, workers=args.workers).run()
+    tables = Runner(args.corpus, args.dataset, args.root, args.budget, args.out, workers=args.workers,
+                    clip_seconds=args.clip_seconds).run()
     print(tables.read_text())
     print(f"written to {tables}")
     return 0

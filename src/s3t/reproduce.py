@@ -99,10 +99,12 @@ def grid(budget: Budget) -> list[Row]:
 class Runner:
     """Runs the steps of a grid once each, in order, recording commands, times and results."""
 
-    def __init__(self, corpus: str, dataset: str, root: str, budget: str, out: str | Path, workers: int = 2):
+    def __init__(self, corpus: str, dataset: str, root: str, budget: str, out: str | Path, workers: int = 2,
+                 clip_seconds: float = 0.0):
         if budget not in BUDGETS:
             raise ValueError(f"unknown budget {budget!r}; expected one of {sorted(BUDGETS)}")
         self.corpus, self.dataset, self.root, self.workers = corpus, dataset, root, workers
+        self.clip_seconds = clip_seconds
         self.budget_name, self.budget = budget, BUDGETS[budget]
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +139,7 @@ class Runner:
         return record if not done.returncode else None
 
     def _common(self) -> list[str]:
-        return ["--no-progress", "--workers", str(self.workers)]
+        return ["--no-progress", "--workers", str(self.workers), "--clip-seconds", f"{self.clip_seconds:g}"]
 
     def _pretrain(self, model: str, preprocessor: str, seed: int) -> Path | None:
         name = f"{model}-{preprocessor}-seed{seed}"
