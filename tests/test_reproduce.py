@@ -45,17 +45,16 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     steps = json.loads((out / "steps.json").read_text())
     assert all(s["returncode"] == 0 for s in steps.values()), steps
-    # 4 pre-training set-ups × 2 seeds, 1 supervised run, probes: random, S3T at 3 fractions, 6 more seeds/set-ups
-    assert sum(k.startswith("pretrain/") for k in steps) == 8 and sum(k.startswith("supervised/") for k in steps) == 1
+    # 4 S3T pre-training set-ups × 2 seeds and one CLMR run, 1 supervised run, and their probes
+    assert sum(k.startswith("pretrain/") for k in steps) == 9 and sum(k.startswith("supervised/") for k in steps) == 1
+    assert "pretrain/clmr-seed0" in steps
     tables = (out / "tables.md").read_text()
     for table, spec in PAPER.items():
         assert f"## Table {table}" in tables
         for name in spec["rows"]:
             line = next(line for line in tables.splitlines() if line.startswith(f"| {name} |"))
-            if "CLMR" in name:
-                assert "not run" in line
-            else:  # a measured mean (± a spread) and a wall time in every measured row
-                assert line.count(" ± ") == 2 and line.rstrip(" |").endswith("min"), line
+            # a measured mean (± a spread) and a wall time in every row
+            assert line.count(" ± ") == 2 and line.rstrip(" |").endswith("min"), line
     assert all(s["command"] in tables for s in steps.values())
 
     # an interrupted grid: one probe's result is gone; the rerun redoes exactly that step

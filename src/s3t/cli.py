@@ -86,6 +86,31 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_clmr(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clmr", help="the CLMR baseline: SampleCNN on raw audio with NT-Xent",
+                       description="Pre-train CLMR (SampleCNN, SimCLR's NT-Xent, CLMR's waveform augmentations) on "
+                                   "the audio behind the cache DATA (its source files are decoded), writing "
+                                   "config.yaml and last.pt to OUT; probe it with `s3t linear-eval --checkpoint`.")
+    p.add_argument("--data", required=True, help="cache folder (from `s3t prepare`): its sources are read")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--config", action="append", default=["clmr"], metavar="FILE",
+                   help="YAML config or preset layered over the `clmr` preset (repeatable)")
+    _add_overrides(p)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_clmr)
+
+
+def _run_clmr(args: argparse.Namespace) -> int:
+    from s3t.clmr import pretrain_clmr
+    from s3t.config import load_config
+
+    path = pretrain_clmr(load_config(args.config, args.overrides), args.data, args.out, resume=args.resume,
+                         progress=not args.no_progress)
+    print(f"checkpoint: {path}")
+    return 0
+
+
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoint", help="an `s3t pretrain` checkpoint (its query encoder is used)")
@@ -323,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare(sub)
     _add_pretrain(sub)
+    _add_clmr(sub)
     _add_embed(sub)
     _add_linear_eval(sub)
     _add_supervised(sub)

@@ -119,6 +119,26 @@ class ProbeConfig:
 
 
 @dataclass
+class ClmrConfig:
+    """The CLMR baseline (`s3t clmr`): NT-Xent and CLMR's waveform augmentations with its probabilities."""
+
+    temperature: float = 0.5
+    dim: int = 128  # projection output
+    polarity_p: float = 0.8
+    noise_p: float = 0.01
+    gain_p: float = 0.3
+    filter_p: float = 0.8
+    delay_p: float = 0.3
+    pitch_p: float = 0.6
+    reverb_p: float = 0.6
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name.endswith("_p") and not 0.0 <= getattr(self, f.name) <= 1.0:
+                raise ValueError(f"clmr.{f.name} is a probability in [0, 1], got {getattr(self, f.name)}")
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     moco: MocoConfig = field(default_factory=MocoConfig)
@@ -126,6 +146,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    clmr: ClmrConfig = field(default_factory=ClmrConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -65,6 +65,16 @@ class Encoder(torch.nn.Module):
         starts = list(range(0, T - self.frames + 1, hop))
         return torch.stack([x[:, s : s + self.frames] for s in starts])
 
+    def clip_of_wave(self, wave: np.ndarray) -> np.ndarray:
+        """What `inputs_of` takes, from a mono 22,050 Hz wave: its (84, T) log-CQT."""
+        from s3t.prepare import log_cqt_frames
+
+        return log_cqt_frames(np.asarray(wave, np.float32), self.time_compression).T
+
+    def clip_of_cache(self, cache: Cache, i: int) -> np.ndarray:
+        """What `inputs_of` takes, for the cache's item i: its cached log-CQT."""
+        return cache[i]
+
     def fingerprint(self) -> str:
         """A short hash of the weights and input pipeline: names feature files so they never go stale."""
         h = hashlib.sha1(repr((self.model_cfg, self.time_compression)).encode())
@@ -74,10 +84,42 @@ class Encoder(torch.nn.Module):
         return h.hexdigest()[:12]
 
 
+class WaveEncoder(Encoder):
+    """A frozen waveform encoder (CLMR's SampleCNN): a clip's embedding is the mean feature of its
+    consecutive 59,049-sample windows (CLMR's protocol), decoded from the source audio."""
+
+    def inputs_of(self, wave: np.ndarray | torch.Tensor, windows: bool = False) -> torch.Tensor:
+        from s3t.clmr import SAMPLES
+
+        x = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+        if len(x) < SAMPLES:
+            x = x.repeat(-(-SAMPLES // max(1, len(x))))
+        return x[: len(x) // SAMPLES * SAMPLES].reshape(-1, SAMPLES)  # (W, SAMPLES)
+
+    @torch.no_grad()
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return self.backbone(waves.to(self.device, torch.float32)[:, None])
+
+    def clip_of_wave(self, wave: np.ndarray) -> np.ndarray:
+        return np.asarray(wave, np.float32)
+
+    def clip_of_cache(self, cache: Cache, i: int) -> np.ndarray:
+        meta = cache.metadata(i)
+        seconds = cache.frames[i] / cache.meta["frame_rate"]
+        return audio.load_audio(meta["source"], offset=float(meta.get("start_s", 0.0)), duration=seconds)
+
+
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
-    """The query encoder of an `s3t pretrain` checkpoint, frozen, with its input pipeline."""
+    """The query encoder of an `s3t pretrain` (or `s3t clmr`, `s3t supervised`) checkpoint, frozen,
+    with its input pipeline."""
+    from s3t.clmr import SAMPLECNN_PRESETS, build_samplecnn
+
     ckpt = load_checkpoint(path)
     cfg = load_config(base=ckpt["config"])
+    if cfg.model.name in SAMPLECNN_PRESETS:
+        backbone = build_samplecnn(cfg.model.name)
+        backbone.load_state_dict({k[len("encoder_q."):]: v for k, v in ckpt["model"].items()})
+        return WaveEncoder(backbone, cfg.model, name=str(path)).to(device)
     backbone = build_encoder(cfg.model)
     prefix = "encoder_q."
     weights = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
@@ -127,9 +169,10 @@ def _embed_clips(encoder: Encoder, clips: Iterable[np.ndarray | torch.Tensor], w
 def extract_features(cache: Cache, encoder: Encoder, indices: Sequence[int] | None = None, windows: bool = False,
                      batch_size: int = 32, progress: bool = True) -> np.ndarray:
     """Features (N, D) float32 of the cache's tracks `indices` (all by default), in that order."""
-    _check_compression(cache, encoder)
+    if not isinstance(encoder, WaveEncoder):
+        _check_compression(cache, encoder)
     indices = range(len(cache)) if indices is None else indices
-    clips = (cache[i] for i in tqdm(indices, desc="embed", unit="clip", disable=not progress))
+    clips = (encoder.clip_of_cache(cache, i) for i in tqdm(indices, desc="embed", unit="clip", disable=not progress))
     return np.stack(list(_embed_clips(encoder, clips, windows, batch_size))) if len(indices) else \
         np.zeros((0, encoder.num_features), np.float32)
 
@@ -145,12 +188,9 @@ def _check_compression(cache: Cache, encoder: Encoder) -> None:
 def embed(inputs: Sequence[str | Path | np.ndarray], encoder: Encoder, windows: bool = False,
           batch_size: int = 32) -> np.ndarray:
     """Features (N, D) of audio files (paths) or mono 22,050 Hz waves (1-D arrays)."""
-    from s3t.prepare import log_cqt_frames
-
     def clips():
         for item in inputs:
-            wave = item if isinstance(item, np.ndarray) else audio.load_audio(item)
-            yield log_cqt_frames(np.asarray(wave, np.float32), encoder.time_compression).T  # (84, T)
+            yield encoder.clip_of_wave(item if isinstance(item, np.ndarray) else audio.load_audio(item))
 
     return np.stack(list(_embed_clips(encoder, clips(), windows, batch_size)))
 

@@ -110,7 +110,7 @@ def train_supervised(dataset: LabeledSet, cfg: Config, out: str | Path, label_fr
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.2e}")
         frozen = Encoder(copy.deepcopy(encoder), cfg.model, name="supervised")  # Encoder freezes what it wraps
         valid = validation_score(Head(head.cpu(), dataset.multilabel).scores(_features(frozen, cache, rows["valid"])),
