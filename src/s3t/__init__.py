@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 _API = {"load_encoder": "s3t.encoder", "embed": "s3t.encoder", "random_encoder": "s3t.encoder",
         "load_config": "s3t.config", "load_dataset": "s3t.datasets", "linear_eval": "s3t.evaluate",
-        "pretrain": "s3t.train", "prepare": "s3t.prepare", "open_cache": "s3t.cache", "load_audio": "s3t.audio"}
+        "pretrain": "s3t.train", "prepare": "s3t.prepare", "open_cache": "s3t.cache", "load_audio": "s3t.audio",
+        "train_supervised": "s3t.supervised", "pretrain_clmr": "s3t.clmr"}
 
 
 def __getattr__(name: str):
