@@ -8,12 +8,14 @@ __version__ = "0.1.0"
 
 _API = {"load_encoder": "s3t.encoder", "embed": "s3t.encoder", "random_encoder": "s3t.encoder",
         "load_config": "s3t.config", "load_dataset": "s3t.datasets", "linear_eval": "s3t.evaluate",
-        "pretrain": "s3t.train", "prepare": "s3t.prepare", "open_cache": "s3t.cache", "load_audio": "s3t.audio",
+        "pretrain": "s3t.train", "open_cache": "s3t.cache", "load_audio": "s3t.audio",
         "train_supervised": "s3t.supervised", "pretrain_clmr": "s3t.clmr"}
 
 
 def __getattr__(name: str):
-    """The API functions, imported on first use so that `s3t --help` does not wait for torch."""
+    """The API functions, imported on first use so that `s3t --help` does not wait for torch.
+    (`prepare` is not among them: importing the module `s3t.prepare` makes `s3t.prepare` that
+    module; use `from s3t.prepare import prepare`.)"""
     if name in _API:
         import importlib
 
