@@ -115,10 +115,12 @@ class Runner:
         self.records: dict[str, dict] = json.loads(self.records_path.read_text()) if self.records_path.exists() else {}
 
     def run(self) -> Path:
-        for row in grid(self.budget):
-            for seed in row.seeds:
-                self.row_result(row, seed)
-                self.write_tables()
+        rows = grid(self.budget)
+        for seed in range(max(len(r.seeds) for r in rows)):  # every row once before any row twice
+            for row in rows:
+                if seed < len(row.seeds):
+                    self.row_result(row, row.seeds[seed])
+                    self.write_tables()
         self.write_tables()
         return self.out / "tables.md"
 
