@@ -220,10 +220,10 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
 
 
-def _measured(runner: Runner, row: Row) -> tuple[list[str], str, list[str]]:
+def _measured(runner: Runner, row: Row) -> tuple[list[str], str]:
     """Our cells for a row (mean ± std over pre-training seeds, or over probe seeds when there
-    is one pre-training run), its wall time, and the commands that produced it."""
-    per_seed, spreads, commands, wall = [], [], [], 0.0
+    is one pre-training run) and the wall time of the steps that produced it."""
+    per_seed, spreads, wall = [], [], 0.0
     for seed in row.seeds:
         metrics = runner.row_result(row, seed) if _is_done(runner, row, seed) else None
         if metrics is None:
@@ -234,15 +234,14 @@ def _measured(runner: Runner, row: Row) -> tuple[list[str], str, list[str]]:
         spreads.append([metrics[level][n]["values"] for n in names])
     for key, record in runner.records.items():
         if _belongs(key, row, runner):
-            commands.append(record["command"])
             wall += record["wall_s"]
     if not per_seed:
-        return ["—", "—"], "—", commands
+        return ["—", "—"], "—"
     if len(per_seed) > 1:
         cells = [_cell([s[i] for s in per_seed]) for i in range(2)]
     else:
         cells = [_cell(spreads[0][i]) for i in range(2)]
-    return cells, f"{wall / 60:.1f} min", commands
+    return cells, f"{wall / 60:.1f} min"
 
 
 def _is_done(runner: Runner, row: Row, seed: int) -> bool:
@@ -286,7 +285,7 @@ def render_tables(runner: Runner) -> str:
         lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         for row in (r for r in rows if r.table == table):
             paper = ["–" if v is None else f"{v:.1f}" for v in spec["rows"][row.name]]
-            cells, wall, _ = _measured(runner, row)
+            cells, wall = _measured(runner, row)
             lines.append("| " + " | ".join([row.name, *paper, *cells, wall]) + " |")
         lines.append("")
     lines += ["## Commands", ""]
