@@ -209,17 +209,11 @@ def test_embed_cli_writes_features_for_a_folder(folder_tree, checkpoint, tmp_pat
         assert list(f["track_ids"])[:2] == ["busy/busy0.wav", "busy/busy1.wav"]
 
 
-def test_embed_resumes_from_finished_chunks(folder_tree, tmp_path, monkeypatch):
+def interrupt_after_one_chunk(monkeypatch, cache, encoder, out) -> None:
+    """Run embed_cache_to_file in chunks of 8 and stop it (KeyboardInterrupt) in its second chunk."""
     from s3t import encoder as embed_module
-    from s3t.cache import open_cache
 
-    cache_dir = tmp_path / "cache"
-    prepare(folder_tree, cache_dir, workers=0, progress=False)
-    cache, encoder = open_cache(cache_dir), random_encoder(load_config([TINY]).model)
-    full = embed_module.embed_cache_to_file(cache, encoder, tmp_path / "full.npz", chunk=8, progress=False)
-
-    calls = []
-    real = embed_module.extract_features
+    real, calls = embed_module.extract_features, []
 
     def dies_on_second_chunk(*args, **kwargs):
         calls.append(1)
@@ -229,9 +223,21 @@ def test_embed_resumes_from_finished_chunks(folder_tree, tmp_path, monkeypatch):
 
     monkeypatch.setattr(embed_module, "extract_features", dies_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
-        embed_module.embed_cache_to_file(cache, encoder, tmp_path / "part.npz", chunk=8, progress=False)
+        embed_module.embed_cache_to_file(cache, encoder, out, chunk=8, progress=False)
     monkeypatch.setattr(embed_module, "extract_features", real)
-    seen = []
+
+
+def test_embed_resumes_from_finished_chunks(folder_tree, tmp_path, monkeypatch):
+    from s3t import encoder as embed_module
+    from s3t.cache import open_cache
+
+    cache_dir = tmp_path / "cache"
+    prepare(folder_tree, cache_dir, workers=0, progress=False)
+    cache, encoder = open_cache(cache_dir), random_encoder(load_config([TINY]).model)
+    full = embed_module.embed_cache_to_file(cache, encoder, tmp_path / "full.npz", chunk=8, progress=False)
+
+    interrupt_after_one_chunk(monkeypatch, cache, encoder, tmp_path / "part.npz")
+    real, seen = embed_module.extract_features, []
     monkeypatch.setattr(embed_module, "extract_features", lambda c, e, idx, *a, **k: seen.append(list(idx)) or
                         real(c, e, idx, *a, **k))
     resumed = embed_module.embed_cache_to_file(cache, encoder, tmp_path / "part.npz", chunk=8, progress=False)
@@ -295,20 +301,7 @@ def test_embed_progress_of_another_encoder_is_not_reused(folder_tree, tmp_path, 
 
     prepare(folder_tree, tmp_path / "cache", workers=0, progress=False)
     cache, tiny = open_cache(tmp_path / "cache"), load_config([TINY]).model
-    real = embed_module.extract_features
-    calls = []
-
-    def dies_on_second_chunk(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(embed_module, "extract_features", dies_on_second_chunk)
-    with pytest.raises(KeyboardInterrupt):
-        embed_module.embed_cache_to_file(cache, random_encoder(tiny, seed=0), tmp_path / "f.npz", chunk=8,
-                                         progress=False)
-    monkeypatch.setattr(embed_module, "extract_features", real)
+    interrupt_after_one_chunk(monkeypatch, cache, random_encoder(tiny, seed=0), tmp_path / "f.npz")
     other = random_encoder(tiny, seed=1)
     out = embed_module.embed_cache_to_file(cache, other, tmp_path / "f.npz", chunk=8, progress=False)
     with np.load(out) as f:

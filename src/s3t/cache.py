@@ -252,6 +252,11 @@ class Cache:
         return {"track_id": self.track_ids[i], "source": source, "duration": float(self.durations[i]),
                 **json.loads(meta)}
 
+    def audio_span(self, i: int) -> tuple[str, float, float]:
+        """(source file, start, length) in seconds of the audio behind item i: a clip's own span."""
+        meta = self.metadata(i)
+        return meta["source"], float(meta.get("start_s", 0.0)), float(self.frames[i] / self.meta["frame_rate"])
+
     def column(self, key: str) -> list:
         """One metadata column (e.g. 'label', 'split') for every track, in track order; None where absent."""
         db = _connect(self.root, readonly=True)

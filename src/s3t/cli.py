@@ -169,27 +169,32 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_linear_eval(sub: argparse._SubParsersAction) -> None:
+def _add_dataset_args(p: argparse.ArgumentParser) -> None:
+    """A labelled dataset, where its audio is cached, and how it is cut: linear-eval and supervised."""
     from s3t.datasets import LOADERS
 
-    p = sub.add_parser("linear-eval", help="linear probe of an encoder on a labeled dataset",
-                       description="Prepare and embed the dataset once (cached in OUT), train linear probes with "
-                                   "the paper's recipe, pick the epoch on validation and write test metrics "
-                                   "(metrics.json, summary.md, plots, probe.pt) to OUT.")
     p.add_argument("--dataset", required=True, choices=sorted(LOADERS), help="layout of ROOT")
     p.add_argument("--root", required=True, help="dataset folder as downloaded (csv: the manifest file)")
     p.add_argument("--out", required=True, help="output folder")
-    _add_encoder_args(p)
     p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training tracks with labels "
                    "(e.g. 0.01, 0.1, 1.0), stratified, drawn with each seed")
-    p.add_argument("--seeds", type=_positive_int, default=1, help="probes with seeds 0..N-1; mean ± std reported")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the split drawn for folder/csv data without one")
     p.add_argument("--cache", help="cache folder for the dataset's CQTs (default OUT/cache; share it across runs)")
     p.add_argument("--clip-seconds", type=float, default=0.0, help="cut tracks into clips of S seconds; metrics "
                    "per clip and per track")
-    p.add_argument("--windows", action="store_true", help="embed the mean over sliding windows")
     p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_linear_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("linear-eval", help="linear probe of an encoder on a labeled dataset",
+                       description="Prepare and embed the dataset once (cached in OUT), train linear probes with "
+                                   "the paper's recipe, pick the epoch on validation and write test metrics "
+                                   "(metrics.json, summary.md, plots, probe.pt) to OUT.")
+    _add_dataset_args(p)
+    _add_encoder_args(p)
+    p.add_argument("--seeds", type=_positive_int, default=1, help="probes with seeds 0..N-1; mean ± std reported")
+    p.add_argument("--windows", action="store_true", help="embed the mean over sliding windows")
     p.set_defaults(func=_run_linear_eval)
 
 
@@ -210,28 +215,18 @@ def _run_linear_eval(args: argparse.Namespace) -> int:
 
 
 def _add_supervised(sub: argparse._SubParsersAction) -> None:
-    from s3t.datasets import LOADERS
-
     p = sub.add_parser("supervised", help="the Supervised baseline: train the encoder on the labels, then probe it",
                        description="Train the encoder of CONFIG end to end on the dataset's labels (one crop per "
                                    "item, the same augmentations, cross-entropy or BCE for tags; epoch picked on "
                                    "validation), report its own test score, then linear-probe its frozen features "
                                    "like any other encoder (OUT/linear-eval).")
-    p.add_argument("--dataset", required=True, choices=sorted(LOADERS), help="layout of ROOT")
-    p.add_argument("--root", required=True, help="dataset folder as downloaded (csv: the manifest file)")
-    p.add_argument("--out", required=True, help="output folder")
+    _add_dataset_args(p)
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="YAML config or preset name: model, optim (epochs, lr), augment, probe (repeatable)")
     _add_overrides(p)
-    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training tracks with labels")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, crops and label draw")
     p.add_argument("--probe-seeds", type=_positive_int, default=1, help="linear probes on the frozen features")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the split drawn for folder/csv data without one")
-    p.add_argument("--cache", help="cache folder for the dataset's CQTs (default OUT/cache; share it across runs)")
-    p.add_argument("--clip-seconds", type=float, default=0.0, help="cut tracks into clips of S seconds")
-    p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_supervised)
 
 

@@ -143,11 +143,7 @@ class TwoWaveCrops(torch.utils.data.Dataset):
     """(2, SAMPLES) float32: two random crops of item i's audio (a clip's own span for clip caches)."""
 
     def __init__(self, cache: Cache, seed: int):
-        frame_rate = cache.meta["frame_rate"]
-        self.items = []
-        for i in range(len(cache)):
-            meta = cache.metadata(i)
-            self.items.append((meta["source"], float(meta.get("start_s", 0.0)), cache.frames[i] / frame_rate))
+        self.items = [cache.audio_span(i) for i in range(len(cache))]
         self.seed = seed
 
     def __len__(self) -> int:

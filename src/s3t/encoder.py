@@ -104,9 +104,8 @@ class WaveEncoder(Encoder):
         return np.asarray(wave, np.float32)
 
     def clip_of_cache(self, cache: Cache, i: int) -> np.ndarray:
-        meta = cache.metadata(i)
-        seconds = cache.frames[i] / cache.meta["frame_rate"]
-        return audio.load_audio(meta["source"], offset=float(meta.get("start_s", 0.0)), duration=seconds)
+        source, start, seconds = cache.audio_span(i)
+        return audio.load_audio(source, offset=start, duration=seconds)
 
 
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:

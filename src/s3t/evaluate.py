@@ -19,7 +19,7 @@ from s3t.checkpoint import save_checkpoint
 from s3t.config import ProbeConfig
 from s3t.datasets import LabeledSet, with_validation
 from s3t.encoder import Encoder, embed, embed_cache_to_file, read_features
-from s3t.prepare import prepare
+from s3t.prepare import PrepareSummary, prepare
 from s3t.probe import Probe, multilabel_metrics, single_label_metrics, train_probe
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,22 @@ def write_manifest(dataset: LabeledSet, path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "split"])
         writer.writerows([item.path, ";".join(item.labels), item.split] for item in dataset.items)
+
+
+def prepare_dataset(dataset: LabeledSet, out: Path, cache_dir: str | Path | None, time_compression: int,
+                    clip_seconds: float, workers: int, progress: bool) -> tuple[LabeledSet, Cache, PrepareSummary]:
+    """The dataset with a validation split, its manifest in `out`, and its audio prepared into
+    `cache_dir` (default `out`/cache), damaged shards rebuilt; returns them and prepare's summary."""
+    dataset = with_validation(dataset)
+    cache_dir = Path(cache_dir) if cache_dir else out / "cache"
+    write_manifest(dataset, out / "manifest.csv")
+    summary = prepare(out / "manifest.csv", cache_dir, workers=workers, time_compression=time_compression,
+                      clip_seconds=clip_seconds, progress=progress)
+    cache = open_cache(cache_dir)
+    if cache.meta.get("clip_seconds", 0.0) != clip_seconds:
+        raise ValueError(f"{cache_dir} holds clips of {cache.meta.get('clip_seconds')} s, not {clip_seconds} s: "
+                         "give another --cache folder")
+    return dataset, cache, summary
 
 
 def split_rows(dataset: LabeledSet, cache: Cache, clip_seconds: float) -> dict[str, list[tuple[str, str]]]:
@@ -98,15 +114,8 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)
-    dataset = with_validation(dataset)
-    cache_dir = Path(cache_dir) if cache_dir else out / "cache"
-    write_manifest(dataset, out / "manifest.csv")
-    summary = prepare(out / "manifest.csv", cache_dir, workers=workers, time_compression=encoder.time_compression,
-                      clip_seconds=clip_seconds, progress=progress)
-    cache = open_cache(cache_dir)
-    if cache.meta.get("clip_seconds", 0.0) != clip_seconds:
-        raise ValueError(f"{cache_dir} holds clips of {cache.meta.get('clip_seconds')} s, not {clip_seconds} s: "
-                         "give another --cache folder")
+    dataset, cache, summary = prepare_dataset(dataset, out, cache_dir, encoder.time_compression, clip_seconds,
+                                              workers, progress)
     feature_file = out / "features" / f"{encoder.fingerprint()}{'-windows' if windows else ''}.npz"
     feature_file.parent.mkdir(parents=True, exist_ok=True)
     stored = read_features(feature_file) if feature_file.exists() else None

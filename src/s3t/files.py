@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import json
 import os
@@ -55,9 +56,24 @@ def no_space(path: str | Path, error: OSError) -> StorageError:
                         f"free some space and run the same command again to continue")
 
 
-def write_json(path: str | Path, obj, **kwargs) -> None:
+def append_csv_row(path: str | Path, header: list[str], row: list) -> None:
+    """Append one row to a CSV log (floats to 6 significant digits), writing the header first
+    into a new file. A row cut short by a crash is for the reader to drop."""
+    new = not Path(path).exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(header)
+        writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+
+
+def write_text(path: str | Path, text: str) -> None:
     with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(obj, **kwargs))
+        tmp.write_text(text)
+
+
+def write_json(path: str | Path, obj, **kwargs) -> None:
+    write_text(path, json.dumps(obj, **kwargs))
 
 
 def create_memmap(path: str | Path, shape: tuple[int, ...], dtype=np.float32) -> np.memmap:

@@ -45,18 +45,18 @@ def momentum_update(target: torch.nn.Module, source: torch.nn.Module, m: float) 
         t.mul_(m).add_(s.detach(), alpha=1.0 - m)
 
 
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 @torch.no_grad()
 def gather_from_all_ranks(x: torch.Tensor) -> torch.Tensor:
     """Concatenate x (N, …) from every rank in rank order; the identity in one process."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if _world() == 1:
         return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    parts = [torch.empty_like(x) for _ in range(_world())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)
-
-
-def _world() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 @torch.no_grad()

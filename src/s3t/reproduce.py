@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from s3t.files import write_json
+from s3t.files import write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Runner:
         for seed in range(max(len(r.seeds) for r in rows)):  # every row once before any row twice
             for row in rows:
                 if seed < len(row.seeds):
-                    self.row_result(row, row.seeds[seed])
+                    self.run_row(row, row.seeds[seed])
                     self.write_tables()
         self.write_tables()
         return self.out / "tables.md"
@@ -147,70 +147,57 @@ class Runner:
     def _common(self) -> list[str]:
         return ["--no-progress", "--workers", str(self.workers), "--clip-seconds", f"{self.clip_seconds:g}"]
 
-    def _pretrain(self, model: str, preprocessor: str, seed: int) -> Path | None:
-        name = f"{model}-{preprocessor}-seed{seed}"
-        run_dir = self.out / "pretrain" / name
+    def _pretrain(self, key: str, row: Row, seed: int) -> bool:
         b = self.budget
-        command = ["pretrain", "--data", self.corpus, "--out", str(run_dir), "--config", b.config, "--resume",
-                   "--no-progress", "--set", f"model.name={model}", f"model.preprocessor={preprocessor}",
-                   f"optim.epochs={b.epochs}", f"train.seed={seed}", *b.overrides]
-        if preprocessor == "freq_tile":
-            command.append(f"model.fold={b.tile_copies}")  # `fold` counts the tiled copies too
-        last = run_dir / "last.pt"
-        return last if self._step(f"pretrain/{name}", command, last) else None
+        if row.method == "clmr":
+            command = ["clmr", "--data", self.corpus, "--out", str(self.out / key), "--resume", "--no-progress",
+                       "--set", f"optim.epochs={b.epochs}", f"train.seed={seed}", *b.clmr]
+        else:
+            command = ["pretrain", "--data", self.corpus, "--out", str(self.out / key), "--config", b.config,
+                       "--resume", "--no-progress", "--set", f"model.name={row.model}",
+                       f"model.preprocessor={row.preprocessor}", f"optim.epochs={b.epochs}", f"train.seed={seed}",
+                       *b.overrides]
+            if row.preprocessor == "freq_tile":
+                command.append(f"model.fold={b.tile_copies}")  # `fold` counts the tiled copies too
+        return self._step(key, command, self.out / key / "last.pt") is not None
 
-    def _probe(self, key: str, encoder_args: list[str], label_fraction: float) -> dict | None:
-        out = self.out / "probe" / key
-        command = ["linear-eval", "--dataset", self.dataset, "--root", self.root, "--out", str(out), *encoder_args,
-                   "--label-fraction", str(label_fraction), "--seeds", str(self.budget.probe_seeds),
+    def _probe(self, key: str, encoder_args: list[str], label_fraction: float) -> bool:
+        command = ["linear-eval", "--dataset", self.dataset, "--root", self.root, "--out", str(self.out / key),
+                   *encoder_args, "--label-fraction", str(label_fraction), "--seeds", str(self.budget.probe_seeds),
                    "--cache", str(self.out / "dataset-cache"), *self._common(),
                    "--set", f"probe.epochs={self.budget.probe_epochs}"]
-        if self._step(f"probe/{key}", command, out / "metrics.json"):
-            return json.loads((out / "metrics.json").read_text())
-        return None
+        return self._step(key, command, self.metrics_file(key)) is not None
 
-    def row_result(self, row: Row, seed: int) -> dict | None:
-        """The metrics.json of the linear probe for (row, seed), running whatever it needs."""
+    def _supervised(self, key: str, row: Row, seed: int) -> bool:
         b = self.budget
-        fraction = f"{row.label_fraction:g}"
-        if row.method == "clmr":
-            run_dir = self.out / "pretrain" / f"clmr-seed{seed}"
-            command = ["clmr", "--data", self.corpus, "--out", str(run_dir), "--resume", "--no-progress", "--set",
-                       f"optim.epochs={b.epochs}", f"train.seed={seed}", *b.clmr]
-            if not self._step(f"pretrain/clmr-seed{seed}", command, run_dir / "last.pt"):
-                return None
-            return self._probe(f"clmr-seed{seed}-labels{fraction}", ["--checkpoint", str(run_dir / "last.pt")],
-                               row.label_fraction)
-        if row.method == "random":
-            overrides = ["--set", f"model.name={row.model}", f"train.seed={seed}", *b.overrides]
-            return self._probe(f"random-{row.model}-seed{seed}-labels{fraction}",
-                               ["--encoder", "random", "--config", b.config, *overrides], row.label_fraction)
+        command = ["supervised", "--dataset", self.dataset, "--root", self.root, "--out", str(self.out / key),
+                   "--config", b.config, "--seed", str(seed), "--label-fraction", f"{row.label_fraction:g}",
+                   "--probe-seeds", str(b.probe_seeds), "--cache", str(self.out / "dataset-cache"),
+                   "--resume", *self._common(), "--set", f"model.name={row.model}", f"optim.epochs={b.epochs}",
+                   f"probe.epochs={b.probe_epochs}", *b.overrides]
+        return self._step(key, command, self.metrics_file(key)) is not None
+
+    def metrics_file(self, key: str) -> Path:
+        """The linear probe's metrics.json that the step `key` ends with."""
+        folder = self.out / key
+        return folder / "linear-eval" / "metrics.json" if key.startswith("supervised/") else folder / "metrics.json"
+
+    def run_row(self, row: Row, seed: int) -> None:
+        """Run whatever steps (row, seed) still needs, in order; a failed step stops the rest."""
+        *trained, result = step_keys(row, seed)
         if row.method == "supervised":
-            out = self.out / "supervised" / f"{row.model}-seed{seed}-labels{fraction}"
-            command = ["supervised", "--dataset", self.dataset, "--root", self.root, "--out", str(out),
-                       "--config", b.config, "--seed", str(seed), "--label-fraction", fraction,
-                       "--probe-seeds", str(b.probe_seeds), "--cache", str(self.out / "dataset-cache"),
-                       "--resume", *self._common(), "--set", f"model.name={row.model}", f"optim.epochs={b.epochs}",
-                       f"probe.epochs={b.probe_epochs}", *b.overrides]
-            result = out / "linear-eval" / "metrics.json"
-            return json.loads(result.read_text()) if self._step(f"supervised/{out.name}", command, result) else None
-        checkpoint = self._pretrain(row.model, row.preprocessor, seed)
-        if checkpoint is None:
-            return None
-        return self._probe(f"s3t-{row.model}-{row.preprocessor}-seed{seed}-labels{fraction}",
-                           ["--checkpoint", str(checkpoint)], row.label_fraction)
+            self._supervised(result, row, seed)
+        elif row.method == "random":
+            overrides = ["--set", f"model.name={row.model}", f"train.seed={seed}", *self.budget.overrides]
+            self._probe(result, ["--encoder", "random", "--config", self.budget.config, *overrides],
+                        row.label_fraction)
+        elif self._pretrain(trained[0], row, seed):
+            self._probe(result, ["--checkpoint", str(self.out / trained[0] / "last.pt")], row.label_fraction)
 
     # --- tables ----------------------------------------------------------------------------
 
     def write_tables(self) -> None:
         write_text(self.out / "tables.md", render_tables(self))
-
-
-def write_text(path: Path, text: str) -> None:
-    from s3t.files import atomic_write
-
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
 
 
 def _cell(values: list[float]) -> str:
@@ -220,21 +207,35 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
 
 
+def step_keys(row: Row, seed: int) -> list[str]:
+    """The steps (row, seed) needs, in order: pre-training where there is any, then the step whose
+    metrics.json the row reports. A key names the step in steps.json and its folder under OUT."""
+    labels = f"labels{row.label_fraction:g}"
+    if row.method == "random":
+        return [f"probe/random-{row.model}-seed{seed}-{labels}"]
+    if row.method == "supervised":
+        return [f"supervised/{row.model}-seed{seed}-{labels}"]
+    trained = "clmr" if row.method == "clmr" else f"{row.model}-{row.preprocessor}"
+    probed = "clmr" if row.method == "clmr" else f"s3t-{trained}"
+    return [f"pretrain/{trained}-seed{seed}", f"probe/{probed}-seed{seed}-{labels}"]
+
+
 def _measured(runner: Runner, row: Row) -> tuple[list[str], str]:
     """Our cells for a row (mean ± std over pre-training seeds, or over probe seeds when there
-    is one pre-training run) and the wall time of the steps that produced it."""
+    is one pre-training run) and the wall time of the steps that produced it. Reads only what
+    has run: tables never start work."""
     per_seed, spreads, wall = [], [], 0.0
     for seed in row.seeds:
-        metrics = runner.row_result(row, seed) if _is_done(runner, row, seed) else None
-        if metrics is None:
+        keys = step_keys(row, seed)
+        wall += sum(runner.records[k]["wall_s"] for k in keys if k in runner.records)
+        done = runner.records.get(keys[-1], {}).get("returncode") == 0 and runner.metrics_file(keys[-1]).exists()
+        if not done:
             continue
+        metrics = json.loads(runner.metrics_file(keys[-1]).read_text())
         level = "track"
         names = ["pr_auc_macro", "roc_auc_macro"] if metrics["multilabel"] else ["top1_accuracy", "top5_accuracy"]
         per_seed.append([metrics[level][n]["mean"] for n in names])
         spreads.append([metrics[level][n]["values"] for n in names])
-    for key, record in runner.records.items():
-        if _belongs(key, row, runner):
-            wall += record["wall_s"]
     if not per_seed:
         return ["—", "—"], "—"
     if len(per_seed) > 1:
@@ -242,29 +243,6 @@ def _measured(runner: Runner, row: Row) -> tuple[list[str], str]:
     else:
         cells = [_cell(spreads[0][i]) for i in range(2)]
     return cells, f"{wall / 60:.1f} min"
-
-
-def _is_done(runner: Runner, row: Row, seed: int) -> bool:
-    """Whether the row's probe for this seed has run (tables never start work)."""
-    return any(_belongs(key, row, runner, seed) and key.startswith(("probe/", "supervised/")) and
-               record["returncode"] == 0 for key, record in runner.records.items())
-
-
-def _belongs(key: str, row: Row, runner: Runner, seed: int | None = None) -> bool:
-    seeds = row.seeds if seed is None else [seed]
-    fraction = f"{row.label_fraction:g}"
-    names = []
-    for s in seeds:
-        if row.method == "random":
-            names.append(f"probe/random-{row.model}-seed{s}-labels{fraction}")
-        elif row.method == "supervised":
-            names.append(f"supervised/{row.model}-seed{s}-labels{fraction}")
-        elif row.method == "clmr":
-            names += [f"pretrain/clmr-seed{s}", f"probe/clmr-seed{s}-labels{fraction}"]
-        elif row.method == "s3t":
-            names += [f"pretrain/{row.model}-{row.preprocessor}-seed{s}",
-                      f"probe/s3t-{row.model}-{row.preprocessor}-seed{s}-labels{fraction}"]
-    return key in names
 
 
 def render_tables(runner: Runner) -> str:

@@ -10,7 +10,6 @@ One process (no DDP): the labelled sets of the paper are small.
 from __future__ import annotations
 
 import copy
-import csv
 import logging
 import math
 import time
@@ -22,19 +21,21 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from s3t import __version__, augment
-from s3t.cache import Cache, open_cache
+from s3t.cache import Cache
 from s3t.checkpoint import load_checkpoint, save_checkpoint
 from s3t.config import Config, save_config
-from s3t.datasets import LabeledSet, with_validation
-from s3t.encoder import Encoder
-from s3t.evaluate import label_subset, score_test_split, split_rows, targets_of, write_manifest
+from s3t.datasets import LabeledSet
+from s3t.encoder import Encoder, extract_features, load_encoder
+from s3t.evaluate import label_subset, prepare_dataset, score_test_split, split_rows, targets_of
+from s3t.files import append_csv_row, write_json
 from s3t.models import build_encoder
-from s3t.prepare import prepare
 from s3t.preprocess import input_frames
 from s3t.probe import validation_score, warmup_cosine
 from s3t.train import model_input, seed_of
 
 log = logging.getLogger(__name__)
+
+LOG_FIELDS = ["epoch", "train_loss", "valid_score", "lr", "elapsed_s"]
 
 
 class Head:
@@ -56,12 +57,7 @@ def train_supervised(dataset: LabeledSet, cfg: Config, out: str | Path, label_fr
     supervised_metrics.json (the test score of the end-to-end model) to `out`; return those metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset = with_validation(dataset)
-    cache_dir = Path(cache_dir) if cache_dir else out / "cache"
-    write_manifest(dataset, out / "manifest.csv")
-    prepare(out / "manifest.csv", cache_dir, workers=workers, clip_seconds=clip_seconds, progress=progress)
-    cache = open_cache(cache_dir)
-    cache.verify()
+    dataset, cache, _ = prepare_dataset(dataset, out, cache_dir, 1, clip_seconds, workers, progress)
     rows = split_rows(dataset, cache, clip_seconds)
     by_path = {item.path: item for item in dataset.items}
     keep = label_subset(dataset, sorted({t for _, t in rows["train"]}), label_fraction, seed)
@@ -115,7 +111,8 @@ def train_supervised(dataset: LabeledSet, cfg: Config, out: str | Path, label_fr
         frozen = Encoder(copy.deepcopy(encoder), cfg.model, name="supervised")  # Encoder freezes what it wraps
         valid = validation_score(Head(head.cpu(), dataset.multilabel).scores(_features(frozen, cache, rows["valid"])),
                                  targets_of(dataset, [by_path[t] for _, t in rows["valid"]]), dataset.multilabel)
-        _log_epoch(out / "log.csv", [epoch + 1, np.mean(losses), valid, lr, time.perf_counter() - start])
+        append_csv_row(out / "log.csv", LOG_FIELDS, [epoch + 1, float(np.mean(losses)), valid, lr,
+                                                      time.perf_counter() - start])
         head.to(device)
         if valid > best:
             best = valid
@@ -138,9 +135,7 @@ def _crops(cache: Cache, indices: list[int], frames: int, cfg: Config, gen: torc
 
 def _features(encoder: Encoder, cache: Cache, rows: list[tuple[str, str]]) -> np.ndarray:
     """Frozen-encoder features of the rows' cache entries, as the linear probe sees them."""
-    clips = [torch.from_numpy(np.array(cache[cache.index_of(cid)], dtype=np.float32)) for cid, _ in rows]
-    return np.concatenate([encoder(torch.stack([augment.resize_time(c, encoder.frames) for c in clips[i : i + 32]]))
-                           .cpu().numpy() for i in range(0, len(clips), 32)])
+    return extract_features(cache, encoder, [cache.index_of(cid) for cid, _ in rows], progress=False)
 
 
 def _pretrain_format(encoder: torch.nn.Module, head: torch.nn.Linear, cfg: Config, cache: Cache, epoch: int,
@@ -153,9 +148,6 @@ def _pretrain_format(encoder: torch.nn.Module, head: torch.nn.Linear, cfg: Confi
 
 def _test(out: Path, dataset: LabeledSet, cache: Cache, rows: dict, clip_seconds: float) -> dict:
     """The end-to-end test score of best.pt (its own head), written to supervised_metrics.json."""
-    from s3t.encoder import load_encoder
-    from s3t.files import write_json
-
     state = load_checkpoint(out / "best.pt")
     encoder = load_encoder(out / "best.pt")
     layer = torch.nn.Linear(encoder.num_features, len(dataset.classes))
@@ -168,11 +160,3 @@ def _test(out: Path, dataset: LabeledSet, cache: Cache, rows: dict, clip_seconds
     write_json(out / "supervised_metrics.json", metrics, indent=2, default=lambda v: v.item())
     return metrics
 
-
-def _log_epoch(path: Path, row: list) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(["epoch", "train_loss", "valid_score", "lr", "elapsed_s"])
-        writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])

@@ -26,7 +26,7 @@ from s3t import __version__, augment
 from s3t.cache import Cache, open_cache
 from s3t.checkpoint import load_checkpoint, save_checkpoint
 from s3t.config import Config, save_config
-from s3t.files import atomic_write
+from s3t.files import append_csv_row, atomic_write
 from s3t.models import build_encoder
 from s3t.moco import MoCo
 from s3t.plots import pyplot, save_figure
@@ -234,7 +234,7 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
             bar.set_postfix(loss=f"{loss:.4f}", acc1=f"{acc1:.2f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
             if ctx.main and (step % cfg.train.log_every == 0 or step == total):
                 mean_loss, mean_acc = (sum(v) / len(window) for v in zip(*window))
-                _append_log(out / "log.csv", [step, epoch, mean_loss, mean_acc, lr, rate,
+                append_csv_row(out / "log.csv", LOG_FIELDS, [step, epoch, mean_loss, mean_acc, lr, rate,
                                               time.perf_counter() - start_time])
                 window.clear()
             if cfg.train.checkpoint_steps and step % cfg.train.checkpoint_steps == 0:
@@ -291,15 +291,6 @@ def _check_ranks_agree(model: torch.nn.Module, ctx: Dist) -> None:
     if len({float(p) for p in parts}) != 1:
         raise TrainingError(f"ranks disagree on the weights: {[float(p) for p in parts]}")
     log.info("all %d ranks hold the same weights (checksum %.6f)", ctx.world, float(total))
-
-
-def _append_log(path: Path, row: list) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(LOG_FIELDS)
-        writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
 
 
 def _read_log(path: Path) -> list[dict]:
