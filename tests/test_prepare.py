@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -312,3 +313,20 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
         for i in range(len(a)):
             np.testing.assert_array_equal(a[i], b[i])
         b.verify()
+
+
+def test_cache_killed_inside_a_commit_opens_with_the_last_committed_tracks(prepared, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(prepared, cache)
+    kill_inside_commit = (
+        "import os, signal, sqlite3, sys\n"
+        "db = sqlite3.connect(sys.argv[1])\n"
+        "db.execute('PRAGMA cache_size=1')\n"  # spill pages so the journal is on disk before the kill
+        "db.execute('BEGIN')\n"
+        "db.executemany('INSERT INTO skipped VALUES (?, ?, ?)', [(str(i), 'x' * 200, 'y') for i in range(5000)])\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    subprocess.run([sys.executable, "-c", kill_inside_commit, str(cache / "index.sqlite")])
+    assert (cache / "index.sqlite-journal").stat().st_size > 0
+    reopened = open_cache(cache)
+    assert reopened.track_ids == open_cache(prepared).track_ids
+    assert reopened.skipped == open_cache(prepared).skipped

@@ -62,8 +62,24 @@ def _connect(root: Path, readonly: bool) -> sqlite3.Connection:
     if readonly:
         if not path.is_file():
             raise CacheError(f"{root} is not an S3T cache: no {INDEX_NAME} (run `s3t prepare` first)")
+        if path.with_name(INDEX_NAME + "-journal").exists():
+            _roll_back_interrupted_commit(path)
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     return sqlite3.connect(path)
+
+
+def _roll_back_interrupted_commit(path: Path) -> None:
+    # A run killed inside a commit leaves a hot journal; only a writable connection may roll it
+    # back, and a read-only one fails with "attempt to write a readonly database".
+    try:
+        db = sqlite3.connect(path)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        finally:
+            db.close()
+    except sqlite3.OperationalError as e:
+        raise CacheError(f"{path} was left mid-commit by a killed run and cannot be repaired here ({e}); "
+                         "run `s3t prepare` on it with write access") from e
 
 
 class CacheWriter:
