@@ -327,6 +327,6 @@ def test_cache_killed_inside_a_commit_opens_with_the_last_committed_tracks(prepa
         "os.kill(os.getpid(), signal.SIGKILL)\n")
     subprocess.run([sys.executable, "-c", kill_inside_commit, str(cache / "index.sqlite")])
     assert (cache / "index.sqlite-journal").stat().st_size > 0
-    reopened = open_cache(cache)
-    assert reopened.track_ids == open_cache(prepared).track_ids
-    assert reopened.skipped == open_cache(prepared).skipped
+    reopened, committed = open_cache(cache), open_cache(prepared)
+    assert reopened.track_ids == committed.track_ids
+    assert reopened.skipped == committed.skipped

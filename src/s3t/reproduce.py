@@ -129,11 +129,11 @@ class Runner:
 
     # --- steps -----------------------------------------------------------------------------
 
-    def _step(self, key: str, command: list[str], result: Path) -> dict | None:
-        """Run `s3t command` unless `result` exists; record and return its record."""
+    def _step(self, key: str, command: list[str], result: Path) -> bool:
+        """Run `s3t command` unless `result` exists; record it; whether the step has succeeded."""
         record = self.records.get(key)
         if record and result.exists():
-            return record
+            return True
         log.info("step %s: s3t %s", key, shlex.join(command))
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "s3t", *command], capture_output=True, text=True)
@@ -144,7 +144,7 @@ class Runner:
             log.warning("step %s failed: %s", key, record["error"])
         self.records[key] = record
         write_json(self.records_path, self.records, indent=2)
-        return record if not done.returncode else None
+        return not done.returncode
 
     def _common(self) -> list[str]:
         return ["--no-progress", "--workers", str(self.workers), "--clip-seconds", f"{self.clip_seconds:g}"]
@@ -161,14 +161,14 @@ class Runner:
                        *b.overrides]
             if row.preprocessor == "freq_tile":
                 command.append(f"model.fold={b.tile_copies}")  # `fold` counts the tiled copies too
-        return self._step(key, command, self.out / key / "last.pt") is not None
+        return self._step(key, command, self.out / key / "last.pt")
 
     def _probe(self, key: str, encoder_args: list[str], label_fraction: float) -> bool:
         command = ["linear-eval", "--dataset", self.dataset, "--root", self.root, "--out", str(self.out / key),
                    *encoder_args, "--label-fraction", str(label_fraction), "--seeds", str(self.budget.probe_seeds),
                    "--cache", str(self.out / "dataset-cache"), *self._common(),
                    "--set", f"probe.epochs={self.budget.probe_epochs}"]
-        return self._step(key, command, self.metrics_file(key)) is not None
+        return self._step(key, command, self.metrics_file(key))
 
     def _supervised(self, key: str, row: Row, seed: int) -> bool:
         b = self.budget
@@ -177,7 +177,7 @@ class Runner:
                    "--probe-seeds", str(b.probe_seeds), "--cache", str(self.out / "dataset-cache"),
                    "--resume", *self._common(), "--set", f"model.name={row.model}", f"optim.epochs={b.epochs}",
                    f"probe.epochs={b.probe_epochs}", *b.overrides]
-        return self._step(key, command, self.metrics_file(key)) is not None
+        return self._step(key, command, self.metrics_file(key))
 
     def metrics_file(self, key: str) -> Path:
         """The linear probe's metrics.json that the step `key` ends with."""

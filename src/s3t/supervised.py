@@ -57,7 +57,8 @@ def train_supervised(dataset: LabeledSet, cfg: Config, out: str | Path, label_fr
     supervised_metrics.json (the test score of the end-to-end model) to `out`; return those metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset, cache, _ = prepare_dataset(dataset, out, cache_dir, 1, clip_seconds, workers, progress)
+    dataset, cache, _ = prepare_dataset(dataset, out, cache_dir, time_compression=1, clip_seconds=clip_seconds,
+                                        workers=workers, progress=progress)
     rows = split_rows(dataset, cache, clip_seconds)
     by_path = {item.path: item for item in dataset.items}
     keep = label_subset(dataset, sorted({t for _, t in rows["train"]}), label_fraction, seed)

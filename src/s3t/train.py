@@ -234,8 +234,8 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
             bar.set_postfix(loss=f"{loss:.4f}", acc1=f"{acc1:.2f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
             if ctx.main and (step % cfg.train.log_every == 0 or step == total):
                 mean_loss, mean_acc = (sum(v) / len(window) for v in zip(*window))
-                append_csv_row(out / "log.csv", LOG_FIELDS, [step, epoch, mean_loss, mean_acc, lr, rate,
-                                              time.perf_counter() - start_time])
+                append_csv_row(out / "log.csv", LOG_FIELDS,
+                               [step, epoch, mean_loss, mean_acc, lr, rate, time.perf_counter() - start_time])
                 window.clear()
             if cfg.train.checkpoint_steps and step % cfg.train.checkpoint_steps == 0:
                 checkpoint("last.pt", epoch)
