@@ -78,7 +78,7 @@ def bench_config(name: str, batch: int, steps: int, cache_path: str | None, work
               "achieved_gflops_bare": flops_per_sample * batch / t_bare / 1e9}
     if cache_path:
         cache = open_cache(cache_path)
-        dataset = TwoCropDataset(cache, list(range(len(cache))), frames, cfg.augment.crop_ratio, seed=0)
+        dataset = TwoCropDataset(cache, list(range(len(cache))), frames, cfg.augment, seed=0)
         n_workers = cfg.train.workers if workers is None else workers
         sampler = EpochSampler(len(cache), batch, rank=0, world=1, seed=0)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=n_workers,

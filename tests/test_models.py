@@ -46,3 +46,20 @@ def test_frozen_patch_embedding_gets_no_gradient():
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen and all(n.startswith("swin.patch_embed.") for n in frozen)
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_rows_pooling_keeps_the_frequency_axis():
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="swin_nano", input_size=64, drop_path=0.0)
+    mean, rows = build_encoder(cfg), build_encoder(ModelConfig(**{**vars(cfg), "pooling": "rows"}))
+    rows.load_state_dict(mean.state_dict())  # pooling adds no parameters
+    x = torch.randn(3, 1, 64, 64)
+    tokens = mean.swin.forward_features(x)  # (3, 2, 2, 192): 64 / 4 / 2^3 = 2 rows
+    assert rows.num_features == 2 * mean.num_features
+    assert torch.allclose(rows(x), tokens.mean(2).flatten(1))
+    # averaging the rows back gives the paper's mean-pooled feature
+    assert torch.allclose(rows(x).unflatten(1, (2, -1)).mean(1), mean(x), atol=1e-6)
+    with pytest.raises(ValueError, match="model.pooling=rows is for Swin encoders"):
+        build_encoder(ModelConfig(name="resnet_small", pooling="rows"))
+    with pytest.raises(ValueError, match="model.pooling must be one of mean, rows; got 'max'"):
+        ModelConfig(pooling="max")

@@ -222,3 +222,61 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_same_weights(cache, t
         assert final["step"] == reference["step"]
         for key, value in reference["model"].items():
             assert torch.equal(final["model"][key], value), key
+
+
+@pytest.fixture(scope="module")
+def clip_cache(tmp_path_factory) -> Path:
+    audio_dir = tmp_path_factory.mktemp("clip_audio")
+    for i in range(3):
+        write_music(audio_dir / f"song{i}.wav", seconds=9.0, seed=200 + i)
+    write_music(audio_dir / "short.wav", seconds=1.0, seed=300)  # shorter than a clip: stays whole
+    out = tmp_path_factory.mktemp("clip_cache")
+    prepare(audio_dir, out, workers=0, clip_seconds=3.0, progress=False)
+    return out
+
+
+def test_native_crops_are_unresized_windows_and_short_items_loop(clip_cache):
+    from s3t.cache import open_cache
+    from s3t.config import AugmentConfig
+    from s3t.train import TwoCropDataset
+
+    cache = open_cache(clip_cache)
+    frames = 64
+    data = TwoCropDataset(cache, list(range(len(cache))), frames, AugmentConfig(crop="native"), seed=0)
+    for i in range(len(cache)):
+        views, _ = data[(0, i)]
+        assert views.shape == (2, 84, frames)
+        whole = torch.from_numpy(np.array(cache[i], dtype=np.float32))  # (84, T)
+        T = whole.shape[1]
+        for view in views:
+            if T >= frames:  # a window of the item, bit for bit
+                assert any(torch.equal(view, whole[:, s : s + frames]) for s in range(T - frames + 1))
+            else:  # looped
+                assert torch.equal(view[:, :T], whole) and torch.equal(view[:, T : 2 * T], whole[:, : frames - T])
+
+
+def test_track_positives_pair_clips_of_one_track(clip_cache):
+    from s3t.cache import open_cache
+    from s3t.config import AugmentConfig
+    from s3t.train import TwoCropDataset
+
+    cache = open_cache(clip_cache)
+    tracks = cache.column("track")
+    data = TwoCropDataset(cache, list(range(len(cache))), 32, AugmentConfig(crop="native", positives="track"), 0)
+    clip_of_view = {}
+    for i in range(len(cache)):
+        for epoch in range(6):
+            views, group = data[(epoch, i)]
+            assert group == data.groups[i]
+            # the second view is a window of some clip of the same track
+            sources = [j for j in range(len(cache)) if tracks[j] == tracks[i]
+                       and _is_window(views[1], torch.from_numpy(np.array(cache[j], dtype=np.float32)))]
+            assert sources, f"view of item {i} comes from no clip of its track"
+            clip_of_view.setdefault(i, set()).update(sources)
+    song_clips = [i for i in range(len(cache)) if tracks[i].startswith("song0")]
+    assert len(song_clips) == 3 and any(clip_of_view[i] - {i} for i in song_clips)  # other clips are drawn
+
+
+def _is_window(view: torch.Tensor, whole: torch.Tensor) -> bool:
+    n, T = view.shape[1], whole.shape[1]
+    return T >= n and any(torch.equal(view, whole[:, s : s + n]) for s in range(T - n + 1))

@@ -114,8 +114,9 @@ def _run_clmr(args: argparse.Namespace) -> int:
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoint", help="an `s3t pretrain` checkpoint (its query encoder is used)")
-    which.add_argument("--encoder", choices=["random"], help="random: the Random Init baseline, same pipeline "
-                       "(architecture from --config/--set model.*)")
+    which.add_argument("--encoder", choices=["random", "cqt-stats"],
+                       help="random: the Random Init baseline, same pipeline (architecture from --config/--set "
+                       "model.*); cqt-stats: per-bin mean and std of the log-CQT, the reference with no encoder")
     p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (model, probe)")
     _add_overrides(p)
     p.add_argument("--time-compression", type=_positive_int, default=1, metavar="C",
@@ -125,10 +126,12 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
 
 def _encoder(args: argparse.Namespace):
     from s3t.config import load_config
-    from s3t.encoder import load_encoder, random_encoder
+    from s3t.encoder import CqtStatsEncoder, load_encoder, random_encoder
 
     if args.checkpoint:
         return load_encoder(args.checkpoint, args.device)
+    if args.encoder == "cqt-stats":
+        return CqtStatsEncoder(args.time_compression)
     cfg = load_config(args.config, args.overrides)
     return random_encoder(cfg.model, seed=cfg.train.seed, time_compression=args.time_compression, device=args.device)
 
@@ -141,8 +144,8 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="folder, CSV manifest or cache folder")
     p.add_argument("--out", required=True, help="features file (.npz)")
     _add_encoder_args(p)
-    p.add_argument("--windows", action="store_true", help="mean over half-overlapping windows, not the whole "
-                   "clip resized")
+    p.add_argument("--windows", action="store_true", default=None, help="mean over half-overlapping windows, not "
+                   "the whole clip resized (default: the encoder config's model.embedding)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--save-every", type=_positive_int, default=256, metavar="N",
                    help="keep finished work every N tracks (what a killed run does not redo)")
@@ -194,18 +197,22 @@ def _add_linear_eval(sub: argparse._SubParsersAction) -> None:
     _add_dataset_args(p)
     _add_encoder_args(p)
     p.add_argument("--seeds", type=_positive_int, default=1, help="probes with seeds 0..N-1; mean ± std reported")
-    p.add_argument("--windows", action="store_true", help="embed the mean over sliding windows")
+    p.add_argument("--windows", action="store_true", default=None, help="embed the mean over sliding windows "
+                   "(default: the encoder config's model.embedding)")
     p.set_defaults(func=_run_linear_eval)
 
 
 def _run_linear_eval(args: argparse.Namespace) -> int:
+    from s3t.checkpoint import load_checkpoint
     from s3t.config import load_config
     from s3t.datasets import load_dataset
     from s3t.evaluate import linear_eval, summary_markdown
 
     dataset = load_dataset(args.dataset, args.root, seed=args.split_seed)
     encoder = _encoder(args)
-    metrics = linear_eval(dataset, encoder, args.out, load_config(args.config, args.overrides).probe,
+    # a checkpoint's own probe settings come first: a recipe carries them (then --config, --set)
+    base = load_checkpoint(args.checkpoint)["config"] if args.checkpoint else None
+    metrics = linear_eval(dataset, encoder, args.out, load_config(args.config, args.overrides, base=base).probe,
                           label_fraction=args.label_fraction, seeds=args.seeds, cache_dir=args.cache,
                           clip_seconds=args.clip_seconds, windows=args.windows, workers=args.workers,
                           progress=not args.no_progress)

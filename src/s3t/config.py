@@ -22,6 +22,11 @@ def _check_range(name: str, pair: tuple, low: float, high: float | None = None) 
         raise ValueError(f"augment.{name} must be a pair (min, max) with min <= max, both {bound}; got {pair}")
 
 
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+
+
 @dataclass
 class AugmentConfig:
     """The music augmentation pipeline (paper section 2.3). Counts and widths are inclusive."""
@@ -39,8 +44,16 @@ class AugmentConfig:
     warp_max: int = 10  # frames: the point lies in (W, T - W) and moves by up to W
     shift_p: float = 0.4
     shift_range: tuple[int, int] = (1, 10)  # bins (pitch) or frames (time)
+    # ratio: crops of crop_ratio × the item, resized to the input frames (the paper's);
+    # native: crops of exactly the input frames, no resizing (an item shorter than that is looped)
+    crop: str = "ratio"
+    # item: both views come from one item (the paper's); track: the second view from another clip
+    # of the same track where a clip cache has one (a song is one instance; no labels involved)
+    positives: str = "item"
 
     def __post_init__(self) -> None:
+        _check_choice("augment.crop", self.crop, ("ratio", "native"))
+        _check_choice("augment.positives", self.positives, ("item", "track"))
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, list):  # from YAML
@@ -67,6 +80,16 @@ class ModelConfig:
     fold: int = 3  # time segments stacked by time_fold (tiling uses 4 copies)
     drop_path: float = 0.1
     freeze_patch_embed: bool = False  # keep the random patch projection fixed (MoCo v3's fix for ViT instability)
+    # mean: the last stage's tokens averaged (the paper's); rows: averaged over time only, one
+    # vector per row of the token grid, concatenated (keeps where in frequency a pattern sits)
+    pooling: str = "mean"
+    # how a clip longer than the input becomes one embedding: resize (the whole clip squeezed to
+    # the input frames) or windows (mean over half-overlapping windows at the native rate)
+    embedding: str = "resize"
+
+    def __post_init__(self) -> None:
+        _check_choice("model.pooling", self.pooling, ("mean", "rows"))
+        _check_choice("model.embedding", self.embedding, ("resize", "windows"))
 
 
 @dataclass

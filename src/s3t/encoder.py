@@ -44,7 +44,11 @@ class Encoder(torch.nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.backbone.parameters()).device
+        return next(self.backbone.parameters(), torch.zeros(0)).device
+
+    def uses_windows(self, windows: bool | None = None) -> bool:
+        """`windows` if given, else what the encoder's config says (`model.embedding`)."""
+        return self.model_cfg.embedding == "windows" if windows is None else windows
 
     @torch.no_grad()
     def forward(self, cqt: torch.Tensor) -> torch.Tensor:
@@ -53,13 +57,13 @@ class Encoder(torch.nn.Module):
         m = self.model_cfg
         return self.backbone(normalize_db(to_model_input(cqt, m.preprocessor, m.input_size, m.fold)))
 
-    def inputs_of(self, cqt: np.ndarray | torch.Tensor, windows: bool = False) -> torch.Tensor:
+    def inputs_of(self, cqt: np.ndarray | torch.Tensor, windows: bool | None = None) -> torch.Tensor:
         """One clip's (84, T) log-CQT -> the (W, 84, frames) crops whose mean feature is its embedding:
         the whole clip resized (W = 1), or with `windows` every half-overlapping window of the input
         length (a clip shorter than one window is resized whole)."""
         x = torch.as_tensor(np.asarray(cqt, dtype=np.float32))
         T = x.shape[-1]
-        if not windows or T <= self.frames:
+        if not self.uses_windows(windows) or T <= self.frames:
             return resize_time(x, self.frames).unsqueeze(0)
         hop = self.frames // 2
         starts = list(range(0, T - self.frames + 1, hop))
@@ -88,7 +92,7 @@ class WaveEncoder(Encoder):
     """A frozen waveform encoder (CLMR's SampleCNN): a clip's embedding is the mean feature of its
     consecutive 59,049-sample windows (CLMR's protocol), decoded from the source audio."""
 
-    def inputs_of(self, wave: np.ndarray | torch.Tensor, windows: bool = False) -> torch.Tensor:
+    def inputs_of(self, wave: np.ndarray | torch.Tensor, windows: bool | None = None) -> torch.Tensor:
         from s3t.clmr import SAMPLES
 
         x = torch.as_tensor(np.asarray(wave, dtype=np.float32))
@@ -106,6 +110,29 @@ class WaveEncoder(Encoder):
     def clip_of_cache(self, cache: Cache, i: int) -> np.ndarray:
         source, start, seconds = cache.audio_span(i)
         return audio.load_audio(source, offset=start, duration=seconds)
+
+
+class _NoWeights(torch.nn.Module):
+    num_features = 2 * audio.N_BINS
+
+
+class CqtStatsEncoder(Encoder):
+    """The reference that needs no encoder (cqt-stats): per-bin mean and standard deviation of a
+    clip's log-CQT over time, (84, T) -> (168,). A representation must beat it to be worth having."""
+
+    def __init__(self, time_compression: int = 1):
+        super().__init__(_NoWeights(), ModelConfig(), time_compression, name="cqt-stats")
+
+    def inputs_of(self, cqt: np.ndarray | torch.Tensor, windows: bool | None = None) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(cqt, dtype=np.float32))  # (84, T)
+        return torch.cat([x.mean(1), x.std(1, unbiased=False)]).unsqueeze(0)  # (1, 168)
+
+    @torch.no_grad()
+    def forward(self, stats: torch.Tensor) -> torch.Tensor:
+        return stats.float()
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(f"cqt-stats/{self.time_compression}".encode()).hexdigest()[:12]
 
 
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
@@ -137,7 +164,7 @@ def random_encoder(model_cfg: ModelConfig | None = None, seed: int = 0, time_com
     return Encoder(backbone, model_cfg, time_compression, name=f"random(seed={seed})").to(device)
 
 
-def _embed_clips(encoder: Encoder, clips: Iterable[np.ndarray | torch.Tensor], windows: bool,
+def _embed_clips(encoder: Encoder, clips: Iterable[np.ndarray | torch.Tensor], windows: bool | None,
                  batch_size: int) -> Iterable[np.ndarray]:
     """Yield one (D,) feature per (84, T) clip, running the encoder on batches of crops."""
     pending: list[torch.Tensor] = []  # crops waiting for a batch
@@ -165,7 +192,7 @@ def _embed_clips(encoder: Encoder, clips: Iterable[np.ndarray | torch.Tensor], w
         del done[:n]
 
 
-def extract_features(cache: Cache, encoder: Encoder, indices: Sequence[int] | None = None, windows: bool = False,
+def extract_features(cache: Cache, encoder: Encoder, indices: Sequence[int] | None = None, windows: bool | None = None,
                      batch_size: int = 32, progress: bool = True) -> np.ndarray:
     """Features (N, D) float32 of the cache's tracks `indices` (all by default), in that order."""
     if not isinstance(encoder, WaveEncoder):
@@ -184,7 +211,7 @@ def _check_compression(cache: Cache, encoder: Encoder) -> None:
                          f"--time-compression {encoder.time_compression}")
 
 
-def embed(inputs: Sequence[str | Path | np.ndarray], encoder: Encoder, windows: bool = False,
+def embed(inputs: Sequence[str | Path | np.ndarray], encoder: Encoder, windows: bool | None = None,
           batch_size: int = 32) -> np.ndarray:
     """Features (N, D) of audio files (paths) or mono 22,050 Hz waves (1-D arrays)."""
     def clips():
@@ -194,7 +221,7 @@ def embed(inputs: Sequence[str | Path | np.ndarray], encoder: Encoder, windows: 
     return np.stack(list(_embed_clips(encoder, clips(), windows, batch_size)))
 
 
-def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows: bool = False,
+def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows: bool | None = None,
                         batch_size: int = 32, chunk: int = 256, progress: bool = True) -> Path:
     """Write every track's feature to `out` (.npz: track_ids, features, encoder), resumably.
 

@@ -100,7 +100,7 @@ def label_subset(dataset: LabeledSet, train_tracks: list[str], fraction: float, 
 
 def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: ProbeConfig | None = None,
                 label_fraction: float = 1.0, seeds: int = 1, cache_dir: str | Path | None = None,
-                clip_seconds: float = 0.0, windows: bool = False, workers: int = 2, progress: bool = True) -> dict:
+                clip_seconds: float = 0.0, windows: bool | None = None, workers: int = 2, progress: bool = True) -> dict:
     """Probe `encoder` on `dataset`: prepare its audio (cached), embed it once (cached per encoder),
     train `seeds` linear probes on a `label_fraction` of the training tracks, pick each probe's epoch
     on validation and write test metrics to `out`/metrics.json, summary.md, plots and probe.pt.
@@ -114,6 +114,7 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)
+    windows = encoder.uses_windows(windows)
     dataset, cache, summary = prepare_dataset(dataset, out, cache_dir, encoder.time_compression, clip_seconds,
                                               workers, progress)
     feature_file = out / "features" / f"{encoder.fingerprint()}{'-windows' if windows else ''}.npz"

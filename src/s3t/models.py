@@ -55,26 +55,32 @@ def check_swin_geometry(size: int, preset: SwinPreset) -> None:
 class SwinEncoder(torch.nn.Module):
     """timm SwinTransformer on one-channel spectrogram images, pooled: (B, 1, S, S) -> (B, D)."""
 
-    def __init__(self, size: int, preset: SwinPreset, drop_path: float, freeze_patch_embed: bool = False):
+    def __init__(self, size: int, preset: SwinPreset, drop_path: float, freeze_patch_embed: bool = False,
+                 pooling: str = "mean"):
         super().__init__()
         check_swin_geometry(size, preset)
-        self.size = size
+        self.size, self.pooling = size, pooling
         self.swin = SwinTransformer(
             img_size=size, patch_size=preset.patch_size, in_chans=1, num_classes=0,
             embed_dim=preset.embed_dim, depths=preset.depths, num_heads=preset.num_heads,
             window_size=preset.window_size, drop_path_rate=drop_path,
         )
         self.swin.patch_embed.requires_grad_(not freeze_patch_embed)
-        self.num_features = self.swin.num_features
+        rows = size // preset.patch_size // 2 ** (len(preset.depths) - 1)  # of the last stage's token grid
+        self.num_features = self.swin.num_features * (rows if pooling == "rows" else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:] != (1, self.size, self.size):
             raise ValueError(f"expected input (B, 1, {self.size}, {self.size}), got {tuple(x.shape)}")
-        return self.swin(x)  # (B, D)
+        if self.pooling == "mean":
+            return self.swin(x)  # (B, D)
+        tokens = self.swin.forward_features(x)  # (B, rows, columns, C): rows follow frequency
+        return tokens.mean(2).flatten(1)  # (B, rows · C)
 
 
 def _swin_builder(name: str) -> Callable[[ModelConfig], torch.nn.Module]:
-    return lambda cfg: SwinEncoder(cfg.input_size, SWIN_PRESETS[name], cfg.drop_path, cfg.freeze_patch_embed)
+    return lambda cfg: SwinEncoder(cfg.input_size, SWIN_PRESETS[name], cfg.drop_path, cfg.freeze_patch_embed,
+                                   cfg.pooling)
 
 
 class ResNetEncoder(torch.nn.Module):
@@ -149,4 +155,6 @@ def build_encoder(cfg: ModelConfig) -> torch.nn.Module:
     """The encoder `cfg.name` names, for `cfg.input_size` square inputs."""
     if cfg.name not in ENCODERS:
         raise ValueError(f"unknown encoder {cfg.name!r}; available: {sorted(ENCODERS)}")
+    if cfg.pooling != "mean" and cfg.name not in SWIN_PRESETS:
+        raise ValueError(f"model.pooling={cfg.pooling} is for Swin encoders; {cfg.name} pools its own way (mean)")
     return ENCODERS[cfg.name](cfg)

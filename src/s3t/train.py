@@ -25,7 +25,7 @@ from tqdm import tqdm
 from s3t import __version__, augment
 from s3t.cache import Cache, open_cache
 from s3t.checkpoint import load_checkpoint, save_checkpoint
-from s3t.config import Config, save_config
+from s3t.config import AugmentConfig, Config, save_config
 from s3t.files import append_csv_row, atomic_write
 from s3t.models import build_encoder
 from s3t.moco import MoCo
@@ -63,13 +63,21 @@ def track_groups(cache: Cache) -> list[int]:
 
 
 class TwoCropDataset(torch.utils.data.Dataset):
-    """Two random multi-crops of a cached track, resized to the model's input frames: (2, 84, T),
-    and the id of the track they come from."""
+    """Two random crops of cached items, at the model's input frames: (2, 84, T), and the id of
+    the track they come from.
 
-    def __init__(self, cache: Cache, indices: list[int], frames: int, crop_ratio: tuple[float, float], seed: int):
-        self.cache, self.indices, self.frames = cache, indices, frames
-        self.crop_ratio, self.seed = crop_ratio, seed
+    `augment.crop`: ratio (a crop_ratio share of the item, resized) or native (exactly `frames`
+    frames, looped where the item is shorter). `augment.positives`: item (both crops from the item)
+    or track (the second from a clip of the same track drawn at random, itself included)."""
+
+    def __init__(self, cache: Cache, indices: list[int], frames: int, cfg: AugmentConfig, seed: int):
+        self.cache, self.indices, self.frames, self.cfg, self.seed = cache, indices, frames, cfg, seed
         self.groups = track_groups(cache)
+        chosen = set(indices)
+        self.clips_of: dict[int, list[int]] = {}  # track group -> its items among `indices`
+        for i, g in enumerate(self.groups):
+            if i in chosen:
+                self.clips_of.setdefault(g, []).append(i)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -78,11 +86,30 @@ class TwoCropDataset(torch.utils.data.Dataset):
         """key = (epoch, i), as EpochSampler yields it: the crops depend on both, so persistent
         workers need no state from the main process."""
         epoch, i = key
-        track = self.indices[i]
-        gen = torch.Generator().manual_seed(seed_of(self.seed, epoch, track))
-        windows = augment.sample_crop_windows(int(self.cache.frames[track]), self.crop_ratio, 2, gen)
-        crops = [torch.from_numpy(np.array(self.cache.crop(track, s, n), dtype=np.float32)) for s, n in windows]
-        return torch.stack([augment.resize_time(c, self.frames) for c in crops]), self.groups[track]  # (2, 84, T)
+        item = self.indices[i]
+        gen = torch.Generator().manual_seed(seed_of(self.seed, epoch, item))
+        if self.cfg.positives == "item" and self.cfg.crop == "ratio":  # the paper's: both windows in one draw
+            windows = augment.sample_crop_windows(int(self.cache.frames[item]), self.cfg.crop_ratio, 2, gen)
+            crops = [torch.from_numpy(np.array(self.cache.crop(item, s, n), dtype=np.float32)) for s, n in windows]
+            return torch.stack([augment.resize_time(c, self.frames) for c in crops]), self.groups[item]
+        second = item
+        if self.cfg.positives == "track":
+            clips = self.clips_of[self.groups[item]]
+            second = clips[int(torch.randint(len(clips), (1,), generator=gen))]
+        crops = [self._crop(item, gen), self._crop(second, gen)]
+        return torch.stack(crops), self.groups[item]  # (2, 84, T)
+
+    def _crop(self, item: int, gen: torch.Generator) -> torch.Tensor:
+        total = int(self.cache.frames[item])
+        if self.cfg.crop == "native":
+            if total < self.frames:  # loop a short item up to the input length
+                x = torch.from_numpy(np.array(self.cache[item], dtype=np.float32))
+                return x.repeat(1, -(-self.frames // total))[:, : self.frames]
+            start = int(torch.randint(0, total - self.frames + 1, (1,), generator=gen))
+            return torch.from_numpy(np.array(self.cache.crop(item, start, self.frames), dtype=np.float32))
+        (start, n), = augment.sample_crop_windows(total, self.cfg.crop_ratio, 1, gen)
+        crop = torch.from_numpy(np.array(self.cache.crop(item, start, n), dtype=np.float32))
+        return augment.resize_time(crop, self.frames)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -174,7 +201,7 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
     frames = input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold)
-    dataset = TwoCropDataset(cache, tracks, frames, cfg.augment.crop_ratio, cfg.train.seed)
+    dataset = TwoCropDataset(cache, tracks, frames, cfg.augment, cfg.train.seed)
     sampler = EpochSampler(len(tracks), cfg.train.batch_size, ctx.rank, ctx.world, cfg.train.seed)
     steps_per_epoch = sampler.batches_per_epoch
     total = cfg.optim.epochs * steps_per_epoch

@@ -1,0 +1,134 @@
+"""Representation study (issue 11): which features, pooled how, probed how, separate the dev corpus?
+
+Embeds the real-music dev clip cache with one or more encoders (random seeds, checkpoints, or the
+`cqt-stats` reference), pools the Swin token maps in several ways, and probes each with the
+linear-eval probe and with scikit-learn's logistic regression (C chosen on validation). Prints one
+row per (encoder, pooling, probe): clip and track top-1 on the test split.
+
+    .venv/bin/python benchmarks/study_features.py --cache /tmp/rm-clips --random 0 1 2 \
+        --checkpoint runs/a/last.pt --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from s3t.cache import open_cache
+from s3t.config import ProbeConfig, load_config
+from s3t.encoder import CqtStatsEncoder, Encoder, extract_features, load_encoder, random_encoder
+from s3t.models import build_encoder
+from s3t.probe import train_probe
+
+
+def dev_split(cache, seed: int = 0) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """Per clip: its split (train/valid/test; valid = a stratified tenth of the train tracks),
+    label id, track; as linear-eval draws them."""
+    labels, splits, tracks = cache.column("label"), cache.column("split"), cache.column("track")
+    classes = sorted(set(labels))
+    train_tracks: dict[str, list[str]] = {}
+    for lab, s, t in zip(labels, splits, tracks):
+        if s == "train" and t not in train_tracks.get(lab, []):
+            train_tracks.setdefault(lab, []).append(t)
+    rng, valid = random.Random(seed), set()
+    for lab in sorted(train_tracks):
+        members = sorted(train_tracks[lab])
+        rng.shuffle(members)
+        valid |= set(members[: max(1, round(0.1 * len(members)))] if len(members) >= 3 else [])
+    split = ["valid" if t in valid else s for s, t in zip(splits, tracks)]
+    return split, np.array([classes.index(lab) for lab in labels]), tracks, classes
+
+
+READOUTS = {  # name -> model config fields the frozen encoder is read out with (its weights unchanged)
+    "mean-resize": dict(pooling="mean", embedding="resize"),
+    "mean-windows": dict(pooling="mean", embedding="windows"),
+    "rows-resize": dict(pooling="rows", embedding="resize"),
+    "rows-windows": dict(pooling="rows", embedding="windows"),
+}
+
+
+def read_out(encoder: Encoder, readout: str) -> Encoder:
+    """The same weights with another pooling / embedding."""
+    model_cfg = dataclasses.replace(encoder.model_cfg, **READOUTS[readout])
+    backbone = build_encoder(model_cfg)
+    backbone.load_state_dict(encoder.backbone.state_dict())
+    return Encoder(backbone, model_cfg, encoder.time_compression, encoder.name)
+
+
+def track_top1(scores, y, tracks, mask) -> float:
+    by = {}
+    for s, t, yy in zip(scores[mask], np.array(tracks)[mask], y[mask]):
+        by.setdefault(t, [np.zeros_like(s), yy])[0] += s
+    return float(np.mean([v[0].argmax() == v[1] for v in by.values()]))
+
+
+def probe_all(x, y, split, tracks, n_classes) -> dict:
+    split = np.array(split)
+    tr, va, te = (split == s for s in ("train", "valid", "test"))
+    res = {}
+    p = train_probe(x[tr], y[tr], x[va], y[va], n_classes, False, ProbeConfig(), 64, 0)
+    s = p.scores(x)
+    res["adamw"] = (float((s[te].argmax(1) == y[te]).mean()), track_top1(s, y, tracks, te))
+    scaler = StandardScaler().fit(x[tr])
+    xs = scaler.transform(x)
+    best = None
+    for C in (1e-3, 1e-2, 1e-1, 1.0, 10.0):
+        lr = LogisticRegression(C=C, max_iter=2000).fit(xs[tr], y[tr])
+        acc = (lr.predict(xs[va]) == y[va]).mean()
+        if best is None or acc > best[0]:
+            best = (acc, C, lr)
+    s = best[2].predict_proba(xs)
+    res["sklearn"] = (float((s[te].argmax(1) == y[te]).mean()), track_top1(s, y, tracks, te), best[1])
+    return res
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cache", required=True)
+    p.add_argument("--random", type=int, nargs="*", default=[], help="random-init seeds")
+    p.add_argument("--config", default="cpu-small")
+    p.add_argument("--set", nargs="*", default=[], dest="overrides")
+    p.add_argument("--checkpoint", nargs="*", default=[])
+    p.add_argument("--readouts", nargs="*", default=list(READOUTS))
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    cache = open_cache(args.cache)
+    split, y, tracks, classes = dev_split(cache)
+    rows = []
+
+    def report(name, pooling, x):
+        r = probe_all(x, y, split, tracks, len(classes))
+        for probe, v in r.items():
+            rows.append({"encoder": name, "pooling": pooling, "probe": probe, "dim": x.shape[1],
+                         "clip_top1": v[0], "track_top1": v[1], **({"C": v[2]} if len(v) > 2 else {})})
+            print(f"{name:40s} {pooling:13s} {probe:8s} d={x.shape[1]:5d} clip {v[0]:.3f} track {v[1]:.3f}",
+                  flush=True)
+
+    report("cqt-stats", "-", extract_features(cache, CqtStatsEncoder(), progress=False))
+    cfg = load_config([args.config], args.overrides)
+    encoders = [(f"random(seed={s})", lambda s=s: random_encoder(cfg.model, seed=s)) for s in args.random]
+    encoders += [(c, lambda c=c: load_encoder(c)) for c in args.checkpoint]
+    for name, make in encoders:
+        encoder = make()
+        for readout in args.readouts:
+            t = time.perf_counter()
+            feats = extract_features(cache, read_out(encoder, readout), progress=False)
+            print(f"# {name} {readout}: embedded in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+            report(name, readout, feats)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
