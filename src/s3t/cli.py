@@ -70,6 +70,9 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="use only the tracks whose manifest 'split' column has this value")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--monitor", nargs=2, metavar=("DATASET", "ROOT"),
+                   help="a labeled single-label set (as for linear-eval) whose validation split is read with a "
+                        "k-NN and a linear probe every train.monitor_every epochs, into log.csv and loss.png")
     p.set_defaults(func=_run_pretrain)
 
 
@@ -81,7 +84,16 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     last = Path(args.out) / "last.pt"
     base = load_checkpoint(last)["config"] if args.resume and last.exists() else None
     cfg = load_config(args.config, args.overrides, base=base)
-    path = pretrain(cfg, args.data, args.out, resume=args.resume, split=args.split, progress=not args.no_progress)
+    monitor = None
+    if args.monitor:
+        from s3t.cache import open_cache
+        from s3t.monitor import build_monitor
+
+        meta = open_cache(args.data).meta
+        monitor = build_monitor(*args.monitor, Path(args.out) / "monitor", int(meta.get("time_compression", 1)),
+                                float(meta.get("clip_seconds", 0.0)), progress=not args.no_progress)
+    path = pretrain(cfg, args.data, args.out, resume=args.resume, split=args.split, progress=not args.no_progress,
+                    monitor=monitor)
     print(f"checkpoint: {path}")
     return 0
 

@@ -127,6 +127,7 @@ class TrainConfig:
     checkpoint_steps: int = 0  # also refresh last.pt every N steps inside an epoch; 0 = off
     nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
     max_steps: int = 0  # stop after this many steps in total (tests, benchmarks); 0 = no limit
+    monitor_every: int = 1  # epochs between readings of the --monitor set (k-NN and linear probe)
 
 
 @dataclass

@@ -26,16 +26,19 @@ from s3t import __version__, augment
 from s3t.cache import Cache, open_cache
 from s3t.checkpoint import load_checkpoint, save_checkpoint
 from s3t.config import AugmentConfig, Config, save_config
-from s3t.files import append_csv_row, atomic_write
+from s3t.files import append_csv_row, atomic_write, write_json
 from s3t.models import build_encoder
 from s3t.moco import MoCo
+from s3t.monitor import Monitor
 from s3t.plots import pyplot, save_figure
 from s3t.preprocess import input_frames, normalize_db, to_model_input
 
 log = logging.getLogger(__name__)
 
-# loss and acc1 are means over the steps since the previous row
-LOG_FIELDS = ["step", "epoch", "loss", "acc1", "lr", "samples_per_s", "elapsed_s"]
+# loss and acc1 are means over the steps since the previous row; knn_top1 and probe_top1 are the
+# --monitor set's validation readings, in the row that ends an epoch where they were taken (else empty)
+LOG_FIELDS = ["step", "epoch", "loss", "acc1", "lr", "samples_per_s", "elapsed_s", "knn_top1", "probe_top1"]
+MONITOR_FIELDS = ["knn_top1", "probe_top1"]
 
 
 class TrainingError(RuntimeError):
@@ -179,8 +182,9 @@ def model_input(views: torch.Tensor, cfg: Config) -> torch.Tensor:
 
 
 def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = False, split: str | None = None,
-             progress: bool = True) -> Path:
-    """Pre-train MoCo on the cache `data`, writing logs and checkpoints to `out`; returns last.pt."""
+             progress: bool = True, monitor: Monitor | None = None) -> Path:
+    """Pre-train MoCo on the cache `data`, writing logs and checkpoints to `out`; returns last.pt.
+    With a `monitor`, its validation readings are taken every `train.monitor_every` epochs."""
     out = Path(out)
     ctx = setup_distributed(cfg.train.device)
     cache = open_cache(data)
@@ -259,10 +263,13 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
             window.append((loss, acc1))
             rate = seen / (time.perf_counter() - start_time)
             bar.set_postfix(loss=f"{loss:.4f}", acc1=f"{acc1:.2f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
-            if ctx.main and (step % cfg.train.log_every == 0 or step == total):
+            ends_epoch = step == (epoch + 1) * steps_per_epoch
+            if ctx.main and (step % cfg.train.log_every == 0 or step == total or ends_epoch):
+                readings = _monitor_readings(monitor, model, cfg, cache, epoch + 1) if ends_epoch else {}
                 mean_loss, mean_acc = (sum(v) / len(window) for v in zip(*window))
                 append_csv_row(out / "log.csv", LOG_FIELDS,
-                               [step, epoch, mean_loss, mean_acc, lr, rate, time.perf_counter() - start_time])
+                               [step, epoch, mean_loss, mean_acc, lr, rate, time.perf_counter() - start_time]
+                               + [readings.get(k, "") for k in MONITOR_FIELDS])
                 window.clear()
             if cfg.train.checkpoint_steps and step % cfg.train.checkpoint_steps == 0:
                 checkpoint("last.pt", epoch)
@@ -277,8 +284,26 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
         checkpoint("last.pt", epoch)
     if ctx.main:
         plot_loss(out / "log.csv", out / "loss.png")
+        write_json(out / "summary.json", run_summary(out / "log.csv", cfg))
     _check_ranks_agree(model, ctx)
     return last
+
+
+def run_summary(log_csv: Path, cfg: Config) -> dict:
+    """What a finished run reached, from its log: steps, wall time, last loss and acc@1, and the
+    monitor's readings (last and best) where it had one."""
+    rows = _read_log(log_csv)
+    summary: dict = {"model": cfg.model.name, "epochs": cfg.optim.epochs}
+    if rows:
+        last = rows[-1]
+        summary |= {"steps": int(last["step"]), "elapsed_s": float(last["elapsed_s"]),
+                    "last_loss": float(last["loss"]), "last_acc1": float(last["acc1"])}
+    for key in MONITOR_FIELDS:
+        readings = [(float(r[key]), int(r["step"])) for r in rows if r.get(key)]
+        if readings:
+            summary[f"monitor_{key}"] = {"last": readings[-1][0], "best": max(readings)[0],
+                                         "best_step": max(readings)[1]}
+    return summary
 
 
 def train_step(net: torch.nn.Module, model: MoCo, opt: torch.optim.Optimizer, views: torch.Tensor,
@@ -304,6 +329,15 @@ def train_step(net: torch.nn.Module, model: MoCo, opt: torch.optim.Optimizer, vi
     return float(loss.detach()), acc1
 
 
+def _monitor_readings(monitor: Monitor | None, model: MoCo, cfg: Config, cache: Cache, epoch: int) -> dict:
+    if monitor is None or (epoch % cfg.train.monitor_every and epoch != cfg.optim.epochs):
+        return {}
+    readings = monitor.measure(model.encoder_q, cfg.model, int(cache.meta.get("time_compression", 1)))
+    log.info("epoch %d: monitor %s k-NN top-1 %.3f, linear probe top-1 %.3f", epoch, monitor.name,
+             readings["knn_top1"], readings["probe_top1"])
+    return readings
+
+
 def _done(step: int, cfg: Config) -> bool:
     return bool(cfg.train.max_steps) and step >= cfg.train.max_steps
 
@@ -326,7 +360,8 @@ def _read_log(path: Path) -> list[dict]:
         return []
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return [r for r in rows if all(r.get(k) not in (None, "") for k in LOG_FIELDS) and r["step"].isdigit()]
+    core = [k for k in LOG_FIELDS if k not in MONITOR_FIELDS]
+    return [r for r in rows if all(r.get(k) not in (None, "") for k in core) and r["step"].isdigit()]
 
 
 def _trim_log(path: Path, step: int) -> None:
@@ -341,18 +376,29 @@ def _trim_log(path: Path, step: int) -> None:
 
 
 def plot_loss(log_csv: Path, png: Path) -> None:
-    """Loss and learning rate against step, from the run's CSV log."""
+    """Loss and learning rate against step, from the run's CSV log; below them, the monitor's
+    validation top-1 where the run has one."""
     rows = _read_log(log_csv)
     if not rows:
         return
     plt = pyplot()
     steps = [int(r["step"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    watched = [r for r in rows if r.get("knn_top1")]
+    fig, axes = plt.subplots(2 if watched else 1, 1, figsize=(7, 6.5 if watched else 4), squeeze=False)
+    ax = axes[0, 0]
     ax.plot(steps, [float(r["loss"]) for r in rows], label="InfoNCE loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     lr_ax = ax.twinx()
     lr_ax.plot(steps, [float(r["lr"]) for r in rows], color="tab:orange", alpha=0.6, label="lr")
     lr_ax.set_ylabel("learning rate")
-    fig.legend(loc="upper center")
+    ax.legend(loc="upper left")
+    lr_ax.legend(loc="upper right")
+    if watched:
+        ax = axes[1, 0]
+        for key, label in (("knn_top1", "k-NN (k = 20)"), ("probe_top1", "linear probe")):
+            ax.plot([int(r["step"]) for r in watched], [float(r[key]) for r in watched], marker="o", label=label)
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation top-1 (monitor)")
+        ax.legend()
     save_figure(fig, png)

@@ -1,0 +1,59 @@
+"""The pre-training monitor: k-NN and linear-probe readings of a labeled validation split."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_fixtures import write_labeled_music
+from s3t.cli import main as cli
+from s3t.monitor import knn_top1, probe_top1
+
+TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
+
+
+def test_knn_votes_by_weighted_cosine_neighbours():
+    bank = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
+    labels = np.array([0, 0, 1, 1])
+    queries = np.array([[2, 0.1], [0.2, 3], [1, 1.2]], np.float32)
+    assert knn_top1(bank, labels, queries, np.array([0, 1, 1]), 2, k=2) == 1.0
+    assert knn_top1(bank, labels, queries, np.array([1, 0, 0]), 2, k=2) == 0.0
+    # k = 4: every bank item votes, the nearer ones (higher cosine) weigh more
+    assert knn_top1(bank, labels, queries[2:], np.array([1]), 2, k=4) == 1.0
+
+
+def test_probe_monitor_separates_separable_features():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-1, 0.3, (30, 5)), rng.normal(1, 0.3, (30, 5))]).astype(np.float32)
+    y = np.repeat([0, 1], 30)
+    assert probe_top1(x[::2], y[::2], x[1::2], y[1::2], 2) == 1.0
+    assert probe_top1(x[::2], y[::2], x[1::2], 1 - y[1::2], 2) == 0.0
+
+
+@pytest.fixture(scope="module")
+def labeled(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("monitor_data")
+    for label, name in enumerate(("calm", "busy")):
+        for k in range(10):
+            write_labeled_music(root / name / f"{name}{k}.wav", label, seed=label * 100 + k)
+    return root
+
+
+def test_pretrain_logs_and_plots_the_monitor(labeled, tmp_path):
+    cache, run = tmp_path / "cache", tmp_path / "run"
+    assert cli(["prepare", str(labeled), "--out", str(cache), "--workers", "0", "--no-progress"]) == 0
+    assert cli(["pretrain", "--data", str(cache), "--out", str(run), "--config", TINY, "--no-progress",
+                "--monitor", "folder", str(labeled), "--set", "train.batch_size=4", "moco.queue_size=8",
+                "optim.epochs=3", "train.monitor_every=2", "train.log_every=100"]) == 0
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    watched = {int(r["epoch"]) + 1: float(r["knn_top1"]) for r in rows if r["knn_top1"]}
+    assert sorted(watched) == [2, 3]  # every 2nd epoch, and the last
+    assert all(0.0 <= v <= 1.0 for v in watched.values())
+    assert all(r["probe_top1"] for r in rows if r["knn_top1"])
+    assert (run / "loss.png").stat().st_size > 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["monitor_knn_top1"]["last"] == watched[3] and summary["steps"] == 15
+    with pytest.raises(SystemExit):  # a monitor needs a dataset and a root
+        cli(["pretrain", "--data", str(cache), "--out", str(run), "--monitor", "folder"])
