@@ -33,7 +33,8 @@ def test_demo_runs_to_its_report(tmp_path):
     assert run.returncode == 0, run.stderr
     assert f"report: {out / 'report.md'}" in run.stdout and "skipped" not in run.stderr
     report = (out / "report.md").read_text()
-    assert "| S3T (pre-trained) |" in report and "| Random Init |" in report
+    assert "| S3T (pre-trained) |" in report and "| Random Init |" in report and "| cqt-stats (no encoder) |" in report
+    assert "- over Random Init: " in report and "- over cqt-stats (no encoder): " in report
     for name in ("loss.png", "probe-s3t/confusion_matrix.png", "probe-random/embedding_map.png",
                  "run/last.pt", "probe-s3t/metrics.json"):
         assert (out / name).stat().st_size > 0

@@ -18,7 +18,7 @@ import torch
 from s3t import synth
 from s3t.config import Config, load_config
 from s3t.datasets import LabeledSet, load_folder, with_validation
-from s3t.encoder import load_encoder, random_encoder
+from s3t.encoder import CqtStatsEncoder, load_encoder, random_encoder
 from s3t.evaluate import HEADLINE, write_manifest, linear_eval
 from s3t.prepare import prepare
 from s3t.preprocess import input_frames
@@ -55,8 +55,9 @@ FEW_LABELS = 0.1  # the label fraction of the second probe: where pre-training s
 def pretrain_and_probe(dataset: LabeledSet, out: Path, cfg: Config, clip_seconds: float = 0.0, workers: int = 2,
                        progress: bool = True) -> tuple[dict, dict[str, float]]:
     """Prepare `dataset` into `out`/cache, pre-train on its train split (resumably) and probe the
-    pre-trained and a random-init encoder on it, with all labels and with FEW_LABELS of them (3
-    draws). Returns metrics keyed 's3t', 'random', 's3t-few', 'random-few', and stage times."""
+    pre-trained and a random-init encoder, and the cqt-stats reference, on it, with all labels and with
+    FEW_LABELS of them (3 draws). Returns metrics keyed 's3t', 'random', 'cqt-stats' and each with '-few',
+    and stage times."""
     dataset = with_validation(dataset)
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -69,7 +70,9 @@ def pretrain_and_probe(dataset: LabeledSet, out: Path, cfg: Config, clip_seconds
     times["pre-train"] = time.perf_counter() - t
 
     results = {}
-    for name, encoder in (("s3t", load_encoder(checkpoint)), ("random", random_encoder(cfg.model, seed=cfg.train.seed))):
+    encoders = (("s3t", load_encoder(checkpoint)), ("random", random_encoder(cfg.model, seed=cfg.train.seed)),
+                ("cqt-stats", CqtStatsEncoder()))
+    for name, encoder in encoders:
         t = time.perf_counter()
         results[name] = linear_eval(dataset, encoder, out / f"probe-{name}", cfg.probe, cache_dir=out / "cache",
                                     clip_seconds=clip_seconds, workers=workers, progress=progress)
@@ -114,10 +117,21 @@ def demo_report(results: dict, times: dict[str, float], cfg: Config, counts: dic
              f"{epochs} epochs, batch {cfg.train.batch_size}. Then a linear probe on frozen features.", "",
              "| encoder | " + " | ".join(names) + f" | top1_accuracy, {FEW_LABELS:.0%} of the labels (3 draws) |",
              "| --- |" + " --- |" * (len(names) + 1)]
-    for name, label in (("s3t", "S3T (pre-trained)"), ("random", "Random Init")):
+    rows = (("s3t", "S3T (pre-trained)"), ("random", "Random Init"), ("cqt-stats", "cqt-stats (no encoder)"))
+    for name, label in rows:
         few = results[f"{name}-few"]["track"]["top1_accuracy"]
         lines.append(f"| {label} | " + " | ".join(f"{results[name]['track'][n]['mean']:.3f}" for n in names)
                      + f" | {few['mean']:.3f} ± {few['std']:.3f} |")
+    lines += ["", "Margins of S3T (top-1, all labels; and with few labels, mean ± std over the same 3 draws, "
+              "paired):", ""]
+    for name, label in rows[1:]:
+        full = results["s3t"]["track"]["top1_accuracy"]["mean"] - results[name]["track"]["top1_accuracy"]["mean"]
+        diffs = [a - b for a, b in zip(results["s3t-few"]["track"]["top1_accuracy"]["values"],
+                                       results[f"{name}-few"]["track"]["top1_accuracy"]["values"])]
+        mean = sum(diffs) / len(diffs)
+        spread = (sum((d - mean) ** 2 for d in diffs) / max(1, len(diffs) - 1)) ** 0.5
+        lines.append(f"- over {label}: {full:+.3f} with all labels; {mean:+.3f} ± {spread:.3f} with "
+                     f"{FEW_LABELS:.0%} of them")
     lines += ["", "Protocol: " + "; ".join(f"{k}: {v}" for k, v in results["s3t"]["protocol"].items()), "",
               "## Pre-training loss", "", "![loss](loss.png)", "",
               "## Test confusion matrices", "", "S3T: ![s3t](probe-s3t/confusion_matrix.png)", "",

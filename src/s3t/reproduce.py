@@ -55,7 +55,7 @@ BUDGETS = {
 # The paper's reported numbers (Tables 1–4), by table, row and column.
 PAPER = {
     1: {"columns": ["MTAT PR-AUC", "MTAT ROC-AUC", "FMA Top-1", "GTZAN Top-1"],
-        "rows": {"Random Init": [18.0, 73.5, 26.0, 27.6], "Supervised": [38.3, 90.6, 42.7, 79.0],
+        "rows": {"Random Init": [18.0, 73.5, 26.0, 27.6], "cqt-stats": [None] * 4, "Supervised": [38.3, 90.6, 42.7, 79.0],
                  "SSL (CLMR)": [36.1, 89.4, 48.4, 68.6], "S3T (Ours)": [40.9, 89.9, 56.4, 81.1]}},
     2: {"columns": ["MTAT PR-AUC", "MTAT ROC-AUC", "FMA Top-1", "FMA Top-5"],
         "rows": {"CLMR": [36.1, 89.4, 48.4, 90.6], "Supervised": [38.3, 90.6, 42.7, None],
@@ -78,7 +78,7 @@ class Row:
 
     table: int
     name: str
-    method: str  # s3t | random | supervised | clmr
+    method: str  # s3t | random | cqt-stats | supervised | clmr
     model: str = ""
     preprocessor: str = "time_fold"
     label_fraction: float = 1.0
@@ -91,7 +91,8 @@ def grid(budget: Budget) -> list[Row]:
     the S3T rows of Tables 1–4 share those runs, and the rest have seed 0."""
     swin = budget.backbones["Swin-T"]
     seeds = list(range(budget.pretrain_seeds))
-    rows = [Row(1, "Random Init", "random", swin, seeds=seeds), Row(1, "Supervised", "supervised", swin),
+    rows = [Row(1, "Random Init", "random", swin, seeds=seeds), Row(1, "cqt-stats", "cqt-stats"),
+            Row(1, "Supervised", "supervised", swin),
             Row(1, "SSL (CLMR)", "clmr"), Row(1, "S3T (Ours)", "s3t", swin, seeds=seeds),
             Row(2, "CLMR", "clmr"), Row(2, "Supervised", "supervised", swin)]
     rows += [Row(2, f"S3T-{pct}%", "s3t", swin, label_fraction=pct / 100, seeds=seeds if pct == 100 else [0])
@@ -193,6 +194,8 @@ class Runner:
             overrides = ["--set", f"model.name={row.model}", f"train.seed={seed}", *self.budget.overrides]
             self._probe(result, ["--encoder", "random", "--config", self.budget.config, *overrides],
                         row.label_fraction)
+        elif row.method == "cqt-stats":
+            self._probe(result, ["--encoder", "cqt-stats"], row.label_fraction)
         elif self._pretrain(trained[0], row, seed):
             self._probe(result, ["--checkpoint", str(self.out / trained[0] / "last.pt")], row.label_fraction)
 
@@ -215,6 +218,8 @@ def step_keys(row: Row, seed: int) -> list[str]:
     labels = f"labels{row.label_fraction:g}"
     if row.method == "random":
         return [f"probe/random-{row.model}-seed{seed}-{labels}"]
+    if row.method == "cqt-stats":
+        return [f"probe/cqt-stats-{labels}"]
     if row.method == "supervised":
         return [f"supervised/{row.model}-seed{seed}-{labels}"]
     trained = "clmr" if row.method == "clmr" else f"{row.model}-{row.preprocessor}"
