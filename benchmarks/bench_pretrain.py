@@ -45,7 +45,7 @@ def bench_config(name: str, batch: int, steps: int, cache_path: str | None, work
     cfg = load_config([name], [f"train.batch_size={batch}", f"moco.queue_size={batch * 16}"])
     torch.manual_seed(0)
     model = build_model(cfg)
-    size, frames = cfg.model.input_size, input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold)
+    size, frames = cfg.model.input_size, input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.segments)
     views = torch.randn(batch, 2, 84, frames) * 20 - 40  # dB-like
     groups = torch.arange(batch)
     x = torch.randn(batch, 1, size, size)

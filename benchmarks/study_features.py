@@ -1,12 +1,15 @@
 """Representation study (issue 11): which features, pooled how, probed how, separate the dev corpus?
 
-Embeds the real-music dev clip cache with one or more encoders (random seeds, checkpoints, or the
-`cqt-stats` reference), pools the Swin token maps in several ways, and probes each with the
-linear-eval probe and with scikit-learn's logistic regression (C chosen on validation). Prints one
-row per (encoder, pooling, probe): clip and track top-1 on the test split.
+Embeds the real-music dev clip cache (`s3t prepare /tmp/realmusic-dev.csv --out /tmp/rm-clips
+--clip-seconds 30`) with one or more encoders (random seeds, checkpoints, and always the `cqt-stats`
+reference), each read out several ways (pooling x embedding; the weights unchanged), and scores every
+readout three ways: the selection metric, a track-grouped 5-fold logistic regression over the train
+and validation clips only ("cv-train"), and, for the record, test top-1 of the linear-eval probe
+("adamw") and of scikit-learn's logistic regression with C chosen on validation ("sklearn"). Prints
+one row per (encoder, readout, probe): clip and track top-1.
 
     .venv/bin/python benchmarks/study_features.py --cache /tmp/rm-clips --random 0 1 2 \
-        --checkpoint runs/a/last.pt --json out.json
+        --checkpoint runs/a/last.pt --readouts mean-resize rows-resize --json out.json
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ READOUTS = {  # name -> model config fields the frozen encoder is read out with 
     "mean-windows": dict(pooling="mean", embedding="windows"),
     "rows-resize": dict(pooling="rows", embedding="resize"),
     "rows-windows": dict(pooling="rows", embedding="windows"),
+    "rows_stats-resize": dict(pooling="rows_stats", embedding="resize"),
 }
 
 

@@ -61,5 +61,9 @@ def test_rows_pooling_keeps_the_frequency_axis():
     assert torch.allclose(rows(x).unflatten(1, (2, -1)).mean(1), mean(x), atol=1e-6)
     with pytest.raises(ValueError, match="model.pooling=rows is for Swin encoders"):
         build_encoder(ModelConfig(name="resnet_small", pooling="rows"))
-    with pytest.raises(ValueError, match="model.pooling must be one of mean, rows; got 'max'"):
+    stats = build_encoder(ModelConfig(**{**vars(cfg), "pooling": "rows_stats"}))
+    stats.load_state_dict(mean.state_dict())
+    assert stats.num_features == 4 * mean.num_features
+    assert torch.allclose(stats(x), torch.cat([tokens.mean(2).flatten(1), tokens.std(2).flatten(1)], 1))
+    with pytest.raises(ValueError, match="model.pooling must be one of mean, rows, rows_stats; got 'max'"):
         ModelConfig(pooling="max")

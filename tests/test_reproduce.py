@@ -65,3 +65,16 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
     assert victim.exists()
     redone = [line for line in again.stderr.splitlines() if "INFO s3t.reproduce: step" in line]
     assert len(redone) == 1 and "s3t-resnet18-time_fold-seed1-labels1" in redone[0]
+
+
+def test_a_failed_step_whose_result_exists_runs_again(tmp_path):
+    from s3t.reproduce import Runner
+
+    runner = Runner("corpus", "folder", "root", "tiny", tmp_path)
+    result = tmp_path / "pretrain" / "x" / "last.pt"
+    result.parent.mkdir(parents=True)
+    result.write_bytes(b"a checkpoint written before the loss went non-finite")
+    runner.records["pretrain/x"] = {"command": "s3t pretrain ...", "wall_s": 1.0, "returncode": 1, "error": "nan"}
+    assert runner._step("pretrain/x", ["--version"], result)  # run again, and this time it succeeds
+    assert runner.records["pretrain/x"]["returncode"] == 0 and runner.records["pretrain/x"]["command"] == "s3t --version"
+    assert runner._step("pretrain/x", ["--no-such-flag"], result)  # done now: not run again

@@ -46,3 +46,23 @@ def test_supervised_learns_separable_classes_and_its_encoder_is_probed(labeled, 
     assert not torch.equal(encoder.backbone.conv[0].weight, start.conv[0].weight)
     probe = json.loads((out / "linear-eval" / "metrics.json").read_text())
     assert probe["encoder"] == str(out / "best.pt") and 0.0 <= probe["track"]["top1_accuracy"]["mean"] <= 1.0
+
+
+def test_supervised_resumes_from_its_last_checkpoint(labeled, tmp_path):
+    """`s3t supervised --resume` once failed as soon as last.pt existed (not a readable checkpoint)."""
+    from s3t.config import load_config
+    from s3t.datasets import load_folder
+    from s3t.supervised import train_supervised
+
+    cfg = load_config(["tiny"], ["model.name=crnn_small", "optim.epochs=2", "train.batch_size=4"])
+    out = tmp_path / "sup"
+    dataset = load_folder(labeled)
+    first = train_supervised(dataset, cfg, out, workers=0, progress=False)
+    weights = load_checkpoint(out / "last.pt")["model"]
+    longer = load_config(["tiny"], ["model.name=crnn_small", "optim.epochs=3", "train.batch_size=4"])
+    again = train_supervised(dataset, longer, out, workers=0, resume=True, progress=False)
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]  # epochs 1-2 kept, only the third trained
+    assert load_checkpoint(out / "last.pt")["epoch"] == 3 and first["best_epoch"] <= 2
+    assert not torch.equal(load_checkpoint(out / "last.pt")["model"]["conv.0.weight"], weights["conv.0.weight"])
+    assert "track" in again

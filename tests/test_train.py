@@ -82,8 +82,8 @@ def test_every_backbone_and_pre_processor_pretrains_and_embeds(name, preprocesso
     from s3t.cache import open_cache
     from s3t.encoder import extract_features, load_encoder
 
-    copies = {"time_fold": 1, "freq_tile": 2}[preprocessor]  # segments stacked, or copies tiled, to 128 rows
-    cfg = tiny("optim.epochs=1", f"model.name={name}", f"model.preprocessor={preprocessor}", f"model.fold={copies}")
+    # tiny folds one segment; tiling fills 128 rows with 2 copies of its own accord (model.tile=0)
+    cfg = tiny("optim.epochs=1", f"model.name={name}", f"model.preprocessor={preprocessor}")
     last = pretrain(cfg, cache, tmp_path, progress=False)
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert len(rows) == 2 and all(math.isfinite(float(r["loss"])) for r in rows)
@@ -280,3 +280,17 @@ def test_track_positives_pair_clips_of_one_track(clip_cache):
 def _is_window(view: torch.Tensor, whole: torch.Tensor) -> bool:
     n, T = view.shape[1], whole.shape[1]
     return T >= n and any(torch.equal(view, whole[:, s : s + n]) for s in range(T - n + 1))
+
+
+def test_each_pre_processor_sets_its_own_geometry():
+    """The README's `--set model.preprocessor=freq_tile` once failed: `fold` (3) meant tile copies too."""
+    from s3t.train import build_model, model_input
+
+    cfg = load_config(["cpu-small"], ["model.preprocessor=freq_tile"])
+    assert cfg.model.segments == 4  # ceil(256 / 84)
+    assert model_input(torch.zeros(2, 84, 256), cfg).shape == (2, 1, 256, 256)
+    assert load_config(["cpu-small"]).model.segments == 3  # time folding keeps its 3 segments
+    build_model(load_config(["tiny"], ["model.preprocessor=freq_tile"]))
+    with pytest.raises(ValueError, match="2 copies of 84 bins give 168 rows, fewer than 256"):
+        model_input(torch.zeros(1, 84, 256), load_config(["cpu-small"], ["model.preprocessor=freq_tile",
+                                                                          "model.tile=2"]))

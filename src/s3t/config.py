@@ -77,19 +77,28 @@ class ModelConfig:
     name: str = "swin_t"  # a key of s3t.models.ENCODERS
     preprocessor: str = "time_fold"  # time_fold | freq_tile
     input_size: int = 256  # the square input: 84 × 768 folds to 252 × 256, padded to 256 × 256
-    fold: int = 3  # time segments stacked by time_fold (tiling uses 4 copies)
+    fold: int = 3  # time segments stacked by time_fold
+    tile: int = 0  # copies of the 84 bins stacked by freq_tile; 0 = just enough to fill input_size
     drop_path: float = 0.1
     freeze_patch_embed: bool = False  # keep the random patch projection fixed (MoCo v3's fix for ViT instability)
     # mean: the last stage's tokens averaged (the paper's); rows: averaged over time only, one
-    # vector per row of the token grid, concatenated (keeps where in frequency a pattern sits)
+    # vector per row of the token grid, concatenated (keeps where in frequency a pattern sits);
+    # rows_stats: each row's mean and standard deviation over time
     pooling: str = "mean"
     # how a clip longer than the input becomes one embedding: resize (the whole clip squeezed to
     # the input frames) or windows (mean over half-overlapping windows at the native rate)
     embedding: str = "resize"
 
     def __post_init__(self) -> None:
-        _check_choice("model.pooling", self.pooling, ("mean", "rows"))
+        _check_choice("model.pooling", self.pooling, ("mean", "rows", "rows_stats"))
         _check_choice("model.embedding", self.embedding, ("resize", "windows"))
+
+    @property
+    def segments(self) -> int:
+        """What the pre-processor stacks: time segments (time_fold) or frequency copies (freq_tile)."""
+        if self.preprocessor == "freq_tile":
+            return self.tile or -(-self.input_size // 84)
+        return self.fold
 
 
 @dataclass

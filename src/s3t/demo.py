@@ -32,7 +32,7 @@ def seconds_per_step(cfg: Config, repeats: int = 2) -> float:
     torch.manual_seed(0)
     model = build_model(cfg)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
-    frames = input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold)
+    frames = input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.segments)
     views = torch.randn(cfg.train.batch_size, 2, 84, frames) * 20 - 30
     gen = torch.Generator()
     train_step(model, model, opt, views, None, cfg, gen, 0, False)

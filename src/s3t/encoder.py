@@ -39,7 +39,7 @@ class Encoder(torch.nn.Module):
         super().__init__()
         self.backbone = backbone.eval().requires_grad_(False)
         self.model_cfg, self.time_compression, self.name = model_cfg, time_compression, name
-        self.frames = input_frames(model_cfg.preprocessor, model_cfg.input_size, model_cfg.fold)
+        self.frames = input_frames(model_cfg.preprocessor, model_cfg.input_size, model_cfg.segments)
         self.num_features = backbone.num_features
 
     @property
@@ -55,7 +55,7 @@ class Encoder(torch.nn.Module):
         """(B, 84, T) log-CQTs -> (B, D); each resized in time to the input frames first."""
         cqt = resize_time(cqt.to(self.device, torch.float32), self.frames)  # (B, 84, frames)
         m = self.model_cfg
-        return self.backbone(normalize_db(to_model_input(cqt, m.preprocessor, m.input_size, m.fold)))
+        return self.backbone(normalize_db(to_model_input(cqt, m.preprocessor, m.input_size, m.segments)))
 
     def inputs_of(self, cqt: np.ndarray | torch.Tensor, windows: bool | None = None) -> torch.Tensor:
         """One clip's (84, T) log-CQT -> the (W, 84, frames) crops whose mean feature is its embedding:

@@ -19,6 +19,7 @@ from s3t.checkpoint import save_checkpoint
 from s3t.config import ProbeConfig
 from s3t.datasets import LabeledSet, with_validation
 from s3t.encoder import Encoder, embed, embed_cache_to_file, read_features
+from s3t.files import write_text
 from s3t.prepare import PrepareSummary, prepare
 from s3t.probe import Probe, multilabel_metrics, single_label_metrics, train_probe
 
@@ -201,7 +202,7 @@ def _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, wi
 
 
 def _write_outputs(out: Path, dataset, encoder, metrics, probe: Probe, test_metrics, x_test, y_test, cfg) -> None:
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=_json_default))
     save_checkpoint(out / "probe.pt", {"model": probe.state(), "config": {"probe": asdict(cfg)},
                                        "classes": dataset.classes, "dataset": dataset.name,
                                        "encoder": encoder.name, "encoder_fingerprint": encoder.fingerprint(),
@@ -215,7 +216,7 @@ def _write_outputs(out: Path, dataset, encoder, metrics, probe: Probe, test_metr
                              out / "confusion_matrix.png")
         labels = [dataset.classes[i] for i in y_test]
         plots.plot_embedding_map(x_test, labels, out / "embedding_map.png")
-    (out / "summary.md").write_text(summary_markdown(metrics))
+    write_text(out / "summary.md", summary_markdown(metrics))
 
 
 def _json_default(value):

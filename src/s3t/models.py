@@ -67,7 +67,7 @@ class SwinEncoder(torch.nn.Module):
         )
         self.swin.patch_embed.requires_grad_(not freeze_patch_embed)
         rows = size // preset.patch_size // 2 ** (len(preset.depths) - 1)  # of the last stage's token grid
-        self.num_features = self.swin.num_features * (rows if pooling == "rows" else 1)
+        self.num_features = self.swin.num_features * {"mean": 1, "rows": rows, "rows_stats": 2 * rows}[pooling]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:] != (1, self.size, self.size):
@@ -75,7 +75,9 @@ class SwinEncoder(torch.nn.Module):
         if self.pooling == "mean":
             return self.swin(x)  # (B, D)
         tokens = self.swin.forward_features(x)  # (B, rows, columns, C): rows follow frequency
-        return tokens.mean(2).flatten(1)  # (B, rows · C)
+        if self.pooling == "rows":
+            return tokens.mean(2).flatten(1)  # (B, rows · C)
+        return torch.cat([tokens.mean(2).flatten(1), tokens.std(2).flatten(1)], 1)  # (B, 2 · rows · C)
 
 
 def _swin_builder(name: str) -> Callable[[ModelConfig], torch.nn.Module]:

@@ -133,7 +133,9 @@ class Runner:
     def _step(self, key: str, command: list[str], result: Path) -> bool:
         """Run `s3t command` unless `result` exists; record it; whether the step has succeeded."""
         record = self.records.get(key)
-        if record and result.exists():
+        # a step that failed after writing its result (a pre-training stopped by a non-finite loss keeps
+        # its last good checkpoint) is not done: it runs again
+        if record and record["returncode"] == 0 and result.exists():
             return True
         log.info("step %s: s3t %s", key, shlex.join(command))
         start = time.perf_counter()
@@ -161,7 +163,7 @@ class Runner:
                        f"model.preprocessor={row.preprocessor}", f"optim.epochs={b.epochs}", f"train.seed={seed}",
                        *b.overrides]
             if row.preprocessor == "freq_tile":
-                command.append(f"model.fold={b.tile_copies}")  # `fold` counts the tiled copies too
+                command.append(f"model.tile={b.tile_copies}")
         return self._step(key, command, self.out / key / "last.pt")
 
     def _probe(self, key: str, encoder_args: list[str], label_fraction: float) -> bool:

@@ -74,13 +74,13 @@ def train_supervised(dataset: LabeledSet, cfg: Config, out: str | Path, label_fr
     batch = min(cfg.train.batch_size, len(train))
     steps_per_epoch = max(1, len(train) // batch)
     base_lr = cfg.optim.lr * batch / cfg.optim.lr_batch
-    frames = input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold)
+    frames = input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.segments)
     save_config(cfg, out / "config.yaml")
 
     epoch, best = 0, -math.inf
     if resume and (out / "last.pt").exists():
         state = load_checkpoint(out / "last.pt")
-        encoder.load_state_dict(state["encoder"])
+        encoder.load_state_dict(state["model"])
         head.load_state_dict(state["head"])
         opt.load_state_dict(state["optimizer"])
         epoch, best = state["epoch"], state["best"]
@@ -118,8 +118,9 @@ def train_supervised(dataset: LabeledSet, cfg: Config, out: str | Path, label_fr
         if valid > best:
             best = valid
             save_checkpoint(out / "best.pt", _pretrain_format(encoder, head, cfg, cache, epoch + 1, dataset))
-        save_checkpoint(out / "last.pt", {"encoder": encoder.state_dict(), "head": head.state_dict(),
-                                          "optimizer": opt.state_dict(), "epoch": epoch + 1, "best": best})
+        save_checkpoint(out / "last.pt", {"config": cfg.to_dict(), "model": encoder.state_dict(),
+                                          "head": head.state_dict(), "optimizer": opt.state_dict(),
+                                          "epoch": epoch + 1, "best": best})
         log.info("epoch %d: train loss %.4f, validation %.4f (best %.4f)", epoch + 1, np.mean(losses), valid, best)
     return _test(out, dataset, cache, rows, clip_seconds)
 

@@ -178,7 +178,7 @@ def build_model(cfg: Config) -> MoCo:
 
 def model_input(views: torch.Tensor, cfg: Config) -> torch.Tensor:
     """(N, 84, frames) log-CQTs -> (N, 1, S, S) normalised model input."""
-    return normalize_db(to_model_input(views, cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold))
+    return normalize_db(to_model_input(views, cfg.model.preprocessor, cfg.model.input_size, cfg.model.segments))
 
 
 def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = False, split: str | None = None,
@@ -204,7 +204,7 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
     model = build_model(cfg).to(ctx.device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
-    frames = input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.fold)
+    frames = input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.segments)
     dataset = TwoCropDataset(cache, tracks, frames, cfg.augment, cfg.train.seed)
     sampler = EpochSampler(len(tracks), cfg.train.batch_size, ctx.rank, ctx.world, cfg.train.seed)
     steps_per_epoch = sampler.batches_per_epoch
