@@ -70,3 +70,11 @@ def write_labeled_music(path: Path, label: int, seconds: float = 2.0, seed: int 
     drone = 0.2 * np.sin(2 * np.pi * 110.0 * 2 ** (label * 5 / 12) * t)
     wave = synth_music(seconds, sr, seed, tempo=80.0 + 40.0 * label) + drone.astype(np.float32)
     return write_audio(path, (0.8 * wave / np.abs(wave).max()).astype(np.float32), sr)
+
+
+def write_calm_busy_folder(root: Path, per_class: int = 10) -> Path:
+    """A `<label>/<files>` dataset of two classes that `write_labeled_music` tells apart: calm, busy."""
+    for label, name in enumerate(("calm", "busy")):
+        for k in range(per_class):
+            write_labeled_music(root / name / f"{name}{k}.wav", label, seed=label * 100 + k)
+    return root

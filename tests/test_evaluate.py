@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from audio_fixtures import write_labeled_music
+from audio_fixtures import write_calm_busy_folder, write_labeled_music
 from s3t.cli import main as cli
 from s3t.config import load_config
 from s3t.datasets import load_folder
@@ -25,11 +25,7 @@ FAST = ["--config", TINY, "--set", "probe.epochs=8", "probe.warmup_epochs=1", "-
 
 @pytest.fixture(scope="module")
 def folder_tree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("folder_data")
-    for label, name in enumerate(("calm", "busy")):
-        for k in range(10):
-            write_labeled_music(root / name / f"{name}{k}.wav", label, seed=label * 100 + k)
-    return root
+    return write_calm_busy_folder(tmp_path_factory.mktemp("folder_data"))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio_fixtures import write_labeled_music
+from audio_fixtures import write_calm_busy_folder
 from s3t.cli import main as cli
 from s3t.monitor import knn_top1, probe_top1
 
@@ -34,11 +34,7 @@ def test_probe_monitor_separates_separable_features():
 
 @pytest.fixture(scope="module")
 def labeled(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("monitor_data")
-    for label, name in enumerate(("calm", "busy")):
-        for k in range(10):
-            write_labeled_music(root / name / f"{name}{k}.wav", label, seed=label * 100 + k)
-    return root
+    return write_calm_busy_folder(tmp_path_factory.mktemp("monitor_data"))
 
 
 def test_pretrain_logs_and_plots_the_monitor(labeled, tmp_path):
