@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (InputError, CacheError, AudioError, CheckpointError, TrainingError, StorageError, ValueError) as e:
+        logging.getLogger("s3t").debug("traceback", exc_info=True)  # `s3t -v …` shows where it came from
         print(f"s3t {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # an output folder we may not write to, a vanished input, …: no traceback needed
