@@ -19,7 +19,7 @@ from s3t import synth
 from s3t.config import Config, load_config
 from s3t.datasets import LabeledSet, load_folder, with_validation
 from s3t.encoder import CqtStatsEncoder, load_encoder, random_encoder
-from s3t.evaluate import HEADLINE, write_manifest, linear_eval
+from s3t.evaluate import HEADLINE, linear_eval, mean_std, write_manifest
 from s3t.prepare import prepare
 from s3t.preprocess import input_frames
 from s3t.train import build_model, pretrain, train_step
@@ -128,9 +128,8 @@ def demo_report(results: dict, times: dict[str, float], cfg: Config, counts: dic
         full = results["s3t"]["track"]["top1_accuracy"]["mean"] - results[name]["track"]["top1_accuracy"]["mean"]
         diffs = [a - b for a, b in zip(results["s3t-few"]["track"]["top1_accuracy"]["values"],
                                        results[f"{name}-few"]["track"]["top1_accuracy"]["values"])]
-        mean = sum(diffs) / len(diffs)
-        spread = (sum((d - mean) ** 2 for d in diffs) / max(1, len(diffs) - 1)) ** 0.5
-        lines.append(f"- over {label}: {full:+.3f} with all labels; {mean:+.3f} ± {spread:.3f} with "
+        paired = mean_std(diffs)
+        lines.append(f"- over {label}: {full:+.3f} with all labels; {paired['mean']:+.3f} ± {paired['std']:.3f} with "
                      f"{FEW_LABELS:.0%} of them")
     lines += ["", "Protocol: " + "; ".join(f"{k}: {v}" for k, v in results["s3t"]["protocol"].items()), "",
               "## Pre-training loss", "", "![loss](loss.png)", "",

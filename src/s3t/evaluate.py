@@ -172,7 +172,7 @@ def score_test_split(dataset: LabeledSet, probe, x_test: np.ndarray, y_test: np.
     return result
 
 
-def _mean_std(values: list[float]) -> dict:
+def mean_std(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "values": values}
 
@@ -196,7 +196,7 @@ def _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, wi
         "chosen_epochs": [p.epoch for p, _, _ in runs],
     }
     for level in runs[0][1]:
-        metrics[level] = {name: _mean_std([m[level][name] for _, m, _ in runs]) for name in HEADLINE[multilabel]}
+        metrics[level] = {name: mean_std([m[level][name] for _, m, _ in runs]) for name in HEADLINE[multilabel]}
         metrics[level]["seed0"] = runs[0][1][level]
     return metrics
 
