@@ -24,8 +24,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from s3t import augment
 from s3t.cache import open_cache
 from s3t.config import load_config
-from s3t.preprocess import input_frames
-from s3t.train import EpochSampler, TwoCropDataset, build_model, model_input, train_step
+from s3t.engine import EpochSampler, build_optimizer, train_step
+from s3t.methods import build_method
+from s3t.preprocess import model_input
+from s3t.train import TwoCropDataset
 
 
 def mean_time(fn, steps: int) -> float:
@@ -44,27 +46,27 @@ def matmul_peak(n: int = 4096) -> float:
 def bench_config(name: str, batch: int, steps: int, cache_path: str | None, workers: int | None) -> dict:
     cfg = load_config([name], [f"train.batch_size={batch}", f"moco.queue_size={batch * 16}"])
     torch.manual_seed(0)
-    model = build_model(cfg)
-    size, frames = cfg.model.input_size, input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.segments)
+    model = build_method(cfg)
+    size, frames = cfg.model.input_size, cfg.model.frames
     views = torch.randn(batch, 2, 84, frames) * 20 - 40  # dB-like
     groups = torch.arange(batch)
     x = torch.randn(batch, 1, size, size)
 
     def bare():
-        model.encoder_q(x).square().mean().backward()
+        model.encoder(x).square().mean().backward()
 
     with FlopCounterMode(display=False) as counter:
         bare()
     flops_per_sample = counter.get_total_flops() / batch
     model.zero_grad(set_to_none=True)
 
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    opt = build_optimizer(model, cfg)
     gen = torch.Generator()
     counter = iter(range(10**9))
     t_bare = mean_time(bare, steps)
-    t_step = mean_time(lambda: train_step(model, model, opt, views, groups, cfg, gen, next(counter), False), steps)
+    t_step = mean_time(lambda: train_step(model, model, opt, (views, groups), cfg, gen, next(counter), False), steps)
     # the parts of a step, each alone
-    t_aug = mean_time(lambda: model_input(augment.augment_views(views, cfg.augment, gen).flatten(0, 1), cfg), steps)
+    t_aug = mean_time(lambda: model_input(augment.augment_views(views, cfg.augment, gen).flatten(0, 1), cfg.model), steps)
     with torch.no_grad():
         t_key = mean_time(lambda: model.encode_keys(x), steps)
     t_opt = mean_time(opt.step, steps)

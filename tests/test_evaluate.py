@@ -38,9 +38,9 @@ def checkpoint(folder_tree, tmp_path_factory) -> Path:
 
 def test_load_encoder_gives_the_trained_query_encoder(checkpoint):
     encoder = load_encoder(checkpoint)
-    state = torch.load(checkpoint, weights_only=True)["model"]
+    state = torch.load(checkpoint, weights_only=True)["encoder"]
     for k, v in encoder.backbone.state_dict().items():
-        assert torch.equal(v, state["encoder_q." + k])
+        assert torch.equal(v, state[k])
     assert not any(p.requires_grad for p in encoder.parameters())
     assert encoder.frames == 128 and encoder.time_compression == 1
 

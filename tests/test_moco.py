@@ -2,15 +2,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s3t.config import MocoConfig, ModelConfig
+from s3t.config import Config, MocoConfig, ModelConfig
 from s3t.models import build_encoder
 from s3t.moco import MoCo, info_nce, momentum_update, projection_head
 
 
 def tiny_moco(queue: int = 16, momentum: float = 0.9) -> MoCo:
     torch.manual_seed(0)
-    return MoCo(build_encoder(ModelConfig(name="swin_nano", input_size=64, drop_path=0.0)),
-                MocoConfig(dim=8, hidden_dim=16, queue_size=queue, momentum=momentum))
+    model = ModelConfig(name="swin_nano", input_size=64, preprocessor="freq_tile", drop_path=0.0)
+    return MoCo(build_encoder(model), Config(model=model, moco=MocoConfig(dim=8, hidden_dim=16, queue_size=queue,
+                                                                           momentum=momentum)))
 
 
 def test_key_encoder_starts_equal_and_gets_no_gradients():
@@ -18,10 +19,25 @@ def test_key_encoder_starts_equal_and_gets_no_gradients():
     for (k, q) in m.key_modules():
         for pk, pq in zip(k.parameters(), q.parameters()):
             assert torch.equal(pk, pq) and not pk.requires_grad
-    logits, labels = m(torch.randn(4, 1, 64, 64), torch.randn(4, 1, 64, 64))
+    logits, labels = m.contrast(torch.randn(4, 1, 64, 64), torch.randn(4, 1, 64, 64))
     F.cross_entropy(logits, labels).backward()
     assert all(p.grad is None for p in m.encoder_k.parameters())
-    assert all(p.grad is not None for p in m.encoder_q.parameters())
+    assert all(p.grad is not None for p in m.encoder.parameters())
+
+
+def test_a_training_step_returns_the_loss_and_acc1_and_the_key_encoder_follows_after_it():
+    m = tiny_moco(queue=8, momentum=0.5)
+    views = torch.randn(4, 2, 84, 64) * 20 - 40  # two log-CQT crops per item, tiled to 64 × 64
+    loss, stats = m((views, torch.arange(4)), torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss) and 0.0 <= stats["acc1"] <= 1.0
+    loss.backward()
+    with torch.no_grad():
+        for p in m.encoder.parameters():
+            p.add_(1.0)
+    k_before = [p.clone() for p in m.encoder_k.parameters()]
+    m.after_step()
+    for before, k, q in zip(k_before, m.encoder_k.parameters(), m.encoder.parameters()):
+        torch.testing.assert_close(k, 0.5 * before + 0.5 * q)
 
 
 def test_momentum_update_by_hand():
@@ -50,12 +66,12 @@ def test_queue_receives_keys_and_pointer_wraps():
     m = tiny_moco(queue=12)
     x = [torch.randn(4, 1, 64, 64) for _ in range(4)]
     for step in range(3):
-        m(x[step], x[step])
+        m.contrast(x[step], x[step])
         assert int(m.queue_ptr) == (4 * (step + 1)) % 12
     # the newest keys sit where the pointer was: the key encoder's normalised outputs
     keys = m.encode_keys(x[2])
     torch.testing.assert_close(m.queue[:, 8:12], keys.T)
-    m(x[3], x[3])
+    m.contrast(x[3], x[3])
     assert int(m.queue_ptr) == 4  # wrapped around
     with pytest.raises(ValueError, match="multiple of the global batch 5"):
         m.enqueue(torch.randn(5, 8))
@@ -85,12 +101,13 @@ def test_loss_decreases_over_a_few_epochs_of_a_fixed_pool():
     for epoch in range(6):
         losses = []
         for batch in pool.split(8):
-            logits, labels = m(batch + 0.3 * torch.randn(batch.shape, generator=g),
+            logits, labels = m.contrast(batch + 0.3 * torch.randn(batch.shape, generator=g),
                                batch + 0.3 * torch.randn(batch.shape, generator=g))
             loss = F.cross_entropy(logits, labels)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            m.after_step()  # the key encoder follows
             losses.append(loss.item())
         epoch_losses.append(sum(losses) / len(losses))
     assert epoch_losses[-1] < 0.6 * epoch_losses[0], epoch_losses
@@ -99,20 +116,20 @@ def test_loss_decreases_over_a_few_epochs_of_a_fixed_pool():
 def test_keys_of_the_query_track_are_no_negatives():
     m = tiny_moco(queue=8)
     x = torch.randn(4, 1, 64, 64)
-    m(x, x, torch.tensor([0, 1, 2, 3]))  # fills half the queue with tracks 0-3
+    m.contrast(x, x, torch.tensor([0, 1, 2, 3]))  # fills half the queue with tracks 0-3
     assert m.queue_groups.tolist() == [0, 1, 2, 3, -1, -1, -1, -1]
-    logits, labels = m(x, x, torch.tensor([1, 5, 6, 7]))
+    logits, labels = m.contrast(x, x, torch.tensor([1, 5, 6, 7]))
     masked = torch.isinf(logits[:, 1:])
     assert masked.tolist()[0] == [False, True, False, False, False, False, False, False]
     assert masked[1:].sum() == 0 and torch.isfinite(F.cross_entropy(logits, labels))
     m.cfg.mask_same_track = False
-    assert torch.isfinite(m(x, x, torch.tensor([1, 5, 6, 7]))[0]).all()
+    assert torch.isfinite(m.contrast(x, x, torch.tensor([1, 5, 6, 7]))[0]).all()
 
 
 def bn_moco(groups: int = 2) -> MoCo:
     torch.manual_seed(0)
-    return MoCo(build_encoder(ModelConfig(name="crnn_small", input_size=32)),
-                MocoConfig(dim=8, hidden_dim=16, queue_size=16, bn_groups=groups))
+    return MoCo(build_encoder(ModelConfig(name="crnn_small", input_size=32, preprocessor="freq_tile")),
+                Config(moco=MocoConfig(dim=8, hidden_dim=16, queue_size=16, bn_groups=groups)))
 
 
 def test_shuffle_bn_encodes_keys_in_random_sub_batches_and_queries_in_consecutive_ones():

@@ -2,9 +2,14 @@ import pytest
 import torch
 
 from s3t.config import ModelConfig
-from s3t.models import ENCODERS, SWIN_PRESETS, build_encoder, check_swin_geometry
+from s3t.models import ENCODERS, SAMPLES, SWIN_PRESETS, build_encoder, check_swin_geometry
 
-SIZES = {"swin_t": 256, "swin_mini": 256, "swin_nano": 64}
+SIZES = {"swin_t": 256, "swin_mini": 256, "swin_nano": 128}
+
+
+def example_input(model: torch.nn.Module, size: int) -> torch.Tensor:
+    """Two inputs of the kind the encoder declares."""
+    return torch.randn(2, 1, SAMPLES) if model.input_kind == "wave" else torch.randn(2, 1, size, size)
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
@@ -12,8 +17,9 @@ def test_every_encoder_keeps_the_contract(name):
     torch.manual_seed(0)
     size = SIZES.get(name, 128)
     # no drop-path: with 2 samples a dropped residual branch would leave its block without gradient
-    model = build_encoder(ModelConfig(name=name, input_size=size, drop_path=0.0))
-    x = torch.randn(2, 1, size, size)
+    model = build_encoder(ModelConfig(name=name, input_size=size, fold=1, drop_path=0.0))
+    assert model.input_kind in ("spectrogram", "wave")
+    x = example_input(model, size)
     y = model(x)
     assert y.shape == (2, model.num_features)
     assert torch.isfinite(y).all()
@@ -35,13 +41,13 @@ def test_geometry_errors_name_the_numbers():
         check_swin_geometry(258, SWIN_PRESETS["swin_t"])
     with pytest.raises(ValueError, match="unknown encoder 'vit'"):
         build_encoder(ModelConfig(name="vit"))
-    model = build_encoder(ModelConfig(name="swin_nano", input_size=64))
+    model = build_encoder(ModelConfig(name="swin_nano", input_size=64, preprocessor="freq_tile"))
     with pytest.raises(ValueError, match=r"expected input \(B, 1, 64, 64\)"):
         model(torch.randn(1, 1, 64, 32))
 
 
 def test_frozen_patch_embedding_gets_no_gradient():
-    model = build_encoder(ModelConfig(name="swin_nano", input_size=64, drop_path=0.0, freeze_patch_embed=True))
+    model = build_encoder(ModelConfig(name="swin_nano", input_size=64, preprocessor="freq_tile", drop_path=0.0, freeze_patch_embed=True))
     model(torch.randn(2, 1, 64, 64)).sum().backward()
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen and all(n.startswith("swin.patch_embed.") for n in frozen)
@@ -50,7 +56,7 @@ def test_frozen_patch_embedding_gets_no_gradient():
 
 def test_rows_pooling_keeps_the_frequency_axis():
     torch.manual_seed(0)
-    cfg = ModelConfig(name="swin_nano", input_size=64, drop_path=0.0)
+    cfg = ModelConfig(name="swin_nano", input_size=64, preprocessor="freq_tile", drop_path=0.0)
     mean, rows = build_encoder(cfg), build_encoder(ModelConfig(**{**vars(cfg), "pooling": "rows"}))
     rows.load_state_dict(mean.state_dict())  # pooling adds no parameters
     x = torch.randn(3, 1, 64, 64)

@@ -89,12 +89,12 @@ def test_pretrain_on_a_full_disk_stops_clearly_with_the_last_checkpoint_whole(so
     assert run.returncode == 2, run.stderr
     assert NO_SPACE in run.stderr and "Traceback" not in run.stderr
     last = load_checkpoint(run_dir / "last.pt")  # whole: its checksum holds
-    assert 1 <= last["epoch"] < 10 and not _tmp_files(run_dir)
+    assert 1 <= last["progress"]["epoch"] < 10 and not _tmp_files(run_dir)
 
     small_disk(f"{int(16 * size)}")  # the user frees space: ten epoch checkpoints, last.pt and a temporary fit
     run = s3t(*command, "--resume")
     assert run.returncode == 0, run.stderr
-    assert load_checkpoint(run_dir / "last.pt")["epoch"] == 10
+    assert load_checkpoint(run_dir / "last.pt")["progress"]["epoch"] == 10
 
 
 def test_embed_on_a_full_disk_stops_clearly_and_resumes(songs, small_disk, tmp_path):

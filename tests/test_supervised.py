@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ from audio_fixtures import write_labeled_music
 from s3t.checkpoint import load_checkpoint
 from s3t.encoder import load_encoder
 from s3t.models import build_encoder
-from s3t.train import seed_of
+from s3t.engine import seed_of
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +33,16 @@ def test_supervised_learns_separable_classes_and_its_encoder_is_probed(labeled, 
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     log = list(csv.DictReader(open(out / "log.csv")))
-    losses = [float(r["train_loss"]) for r in log]
-    assert len(log) == 10 and min(losses[-3:]) < 0.45 < losses[0]  # chance is ln 2 = 0.69
+    losses = [np.mean([float(r["loss"]) for r in log if int(r["epoch"]) == e]) for e in range(10)]  # per epoch
+    assert len(log) == 30 and min(losses[-3:]) < 0.45 < losses[0]  # 12 train tracks / 4 = 3 steps; chance ln 2
+    assert len([r for r in log if r["valid_score"]]) == 10  # read at the end of each epoch
     own = json.loads((out / "supervised_metrics.json").read_text())
     assert own["track"]["top1_accuracy"] >= 0.75  # tempo and drone pitch tell the classes apart
     assert "end to end (epoch" in run.stdout
 
     best = load_checkpoint(out / "best.pt")
-    assert best["epoch"] == own["best_epoch"] and best["classes"] == ["class0", "class1"]
+    assert best["progress"]["epoch"] == own["best_epoch"] and best["meta"]["classes"] == ["class0", "class1"]
+    assert best["method"] == "supervised" and set(best["method_state"]) == {"head.weight", "head.bias"}
     encoder = load_encoder(out / "best.pt")  # the pre-training checkpoint format
     torch.manual_seed(seed_of(0, 0))  # the weights the run started from
     start = build_encoder(encoder.model_cfg)
@@ -58,11 +61,11 @@ def test_supervised_resumes_from_its_last_checkpoint(labeled, tmp_path):
     out = tmp_path / "sup"
     dataset = load_folder(labeled)
     first = train_supervised(dataset, cfg, out, workers=0, progress=False)
-    weights = load_checkpoint(out / "last.pt")["model"]
+    weights = load_checkpoint(out / "last.pt")["encoder"]
     longer = load_config(["tiny"], ["model.name=crnn_small", "optim.epochs=3", "train.batch_size=4"])
     again = train_supervised(dataset, longer, out, workers=0, resume=True, progress=False)
     rows = list(csv.DictReader(open(out / "log.csv")))
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]  # epochs 1-2 kept, only the third trained
-    assert load_checkpoint(out / "last.pt")["epoch"] == 3 and first["best_epoch"] <= 2
-    assert not torch.equal(load_checkpoint(out / "last.pt")["model"]["conv.0.weight"], weights["conv.0.weight"])
+    assert [int(r["epoch"]) for r in rows if r["valid_score"]] == [0, 1, 2]  # epochs 1-2 kept, the third trained
+    assert load_checkpoint(out / "last.pt")["progress"]["epoch"] == 3 and first["best_epoch"] <= 2
+    assert not torch.equal(load_checkpoint(out / "last.pt")["encoder"]["conv.0.weight"], weights["conv.0.weight"])
     assert "track" in again

@@ -1,4 +1,22 @@
-"""Checkpoints: written atomically, read without unpickling arbitrary objects."""
+"""Checkpoints: one schema for every training, written atomically, read without unpickling arbitrary objects.
+
+A training checkpoint (`last.pt`, `epochNNNN.pt`, `best.pt`, whatever method wrote it) is a dict:
+
+| key | holds |
+| --- | --- |
+| `format` | the schema version, `FORMAT` |
+| `s3t_version` | the package version that wrote it |
+| `method` | the method's registered name (`moco`, `simclr`, `supervised`, …) |
+| `config` | the run's resolved config, as a plain dict |
+| `encoder` | the encoder's state dict, unprefixed: `load_encoder` builds `config.model` and loads it |
+| `method_state` | the rest of the method's state dict (heads, key encoder, queue …) |
+| `optimizer` | the optimiser's state dict |
+| `progress` | `{"step", "epoch", "best"}`: where the run stands |
+| `cache_meta` | the meta of the cache it trained on (time compression, clip length …) |
+| `meta` | what the run describes itself by (a supervised run's classes and dataset) |
+
+Checkpoints written before the schema (format 0: everything under `model`) are upgraded on load.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +26,12 @@ from pathlib import Path
 
 import torch
 
+from s3t import __version__
 from s3t.files import atomic_write
+
+FORMAT = 1
+SCHEMA = {"format": int, "s3t_version": str, "method": str, "config": dict, "encoder": dict, "method_state": dict,
+          "optimizer": dict, "progress": dict, "cache_meta": dict, "meta": dict}
 
 
 class CheckpointError(Exception):
@@ -41,8 +64,9 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
         torch.save({**state, "crc32": content_crc32(state)}, f)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with `weights_only=True`: code hidden in a pickle never runs."""
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load any file `save_checkpoint` wrote with `weights_only=True` (code hidden in a pickle never
+    runs), checking its CRC-32."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
@@ -53,9 +77,64 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               f"({str(e).splitlines()[0]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: damaged or not a checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise CheckpointError(f"{path}: not an S3T checkpoint (expected keys 'model' and 'config')")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not an S3T checkpoint (a {type(state).__name__}, not a dict)")
     expected = state.pop("crc32", None)
     if expected is not None and content_crc32(state) != expected:
         raise CheckpointError(f"{path}: checksum mismatch: the file is damaged (use an older checkpoint)")
     return state
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """A training checkpoint, validated against the schema (older ones upgraded to it)."""
+    state = read_checkpoint(path, map_location)
+    if "format" not in state and "model" in state and "config" in state:
+        state = _upgrade_format0(state)
+    problems = [f"'{k}' missing" if k not in state else f"'{k}' is a {type(state[k]).__name__}, not a {t.__name__}"
+                for k, t in SCHEMA.items() if not isinstance(state.get(k), t)]
+    if not problems and state["format"] > FORMAT:
+        problems = [f"format {state['format']} is newer than this version of s3t reads ({FORMAT})"]
+    if not problems and not {"step", "epoch"} <= set(state["progress"]):
+        problems = ["'progress' lacks 'step' or 'epoch'"]
+    if problems:
+        raise CheckpointError(f"{path}: not an S3T training checkpoint: {'; '.join(problems)} "
+                              f"(expected keys: {', '.join(SCHEMA)})")
+    return state
+
+
+def training_state(method: torch.nn.Module, opt: torch.optim.Optimizer, cfg, progress: dict, cache_meta: dict,
+                   meta: dict) -> dict:
+    """The checkpoint of a method being trained (see the module's table)."""
+    return {"format": FORMAT, "s3t_version": __version__, "method": method.name, "config": cfg.to_dict(),
+            "encoder": method.encoder.state_dict(),
+            "method_state": {k: v for k, v in method.state_dict().items() if not k.startswith("encoder.")},
+            "optimizer": opt.state_dict(), "progress": dict(progress), "cache_meta": dict(cache_meta),
+            "meta": dict(meta)}
+
+
+def restore_method(method: torch.nn.Module, state: dict) -> None:
+    """Load a checkpoint's encoder and method state into `method` (every key must match)."""
+    method.load_state_dict({**{f"encoder.{k}": v for k, v in state["encoder"].items()}, **state["method_state"]})
+
+
+def _upgrade_format0(state: dict) -> dict:
+    """A checkpoint from before the schema: MoCo's and CLMR's kept the query encoder under `model` with
+    the prefix `encoder_q.`; supervised last.pt kept the bare encoder under `model` and its head apart."""
+    model = state["model"]
+    if any(k.startswith("encoder_q.") for k in model):
+        encoder = {k[len("encoder_q."):]: v for k, v in model.items() if k.startswith("encoder_q.")}
+        rest = {k: v for k, v in model.items() if not k.startswith("encoder_q.")}
+    else:
+        encoder, rest = model, {}
+    if "head" in state:
+        method, rest = "supervised", {f"head.{k}": v for k, v in state["head"].items()}
+    elif "clmr" in state:
+        method, rest = "simclr", {k: v for k, v in state["clmr"].items() if not k.startswith("encoder.")}
+    else:
+        method = "moco"
+    return {"format": 0, "s3t_version": str(state.get("version", "")), "method": method, "config": state["config"],
+            "encoder": encoder, "method_state": rest, "optimizer": state.get("optimizer", {}),
+            "progress": {"step": state.get("step", 0), "epoch": state.get("epoch", 0),
+                         "best": state.get("best", float("-inf"))},
+            "cache_meta": state.get("cache_meta", {}),
+            "meta": {k: state[k] for k in ("classes", "dataset") if k in state}}

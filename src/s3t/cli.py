@@ -77,15 +77,12 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    from s3t.checkpoint import load_checkpoint
-    from s3t.config import load_config
+    from s3t.engine import run_config
     from s3t.train import pretrain
 
-    last = Path(args.out) / "last.pt"
-    base = load_checkpoint(last)["config"] if args.resume and last.exists() else None
-    cfg = load_config(args.config, args.overrides, base=base)
+    cfg = run_config(args.out, args.config, args.overrides, resume=args.resume)
     monitor = None
-    if args.monitor:
+    if getattr(args, "monitor", None):
         from s3t.cache import open_cache
         from s3t.monitor import build_monitor
 
@@ -101,8 +98,9 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 def _add_clmr(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("clmr", help="the CLMR baseline: SampleCNN on raw audio with NT-Xent",
                        description="Pre-train CLMR (SampleCNN, SimCLR's NT-Xent, CLMR's waveform augmentations) on "
-                                   "the audio behind the cache DATA (its source files are decoded), writing "
-                                   "config.yaml and last.pt to OUT; probe it with `s3t linear-eval --checkpoint`.")
+                                   "the audio behind the cache DATA (its source files are decoded), writing a run "
+                                   "folder like `s3t pretrain` does (it is `s3t pretrain --config clmr`); probe it "
+                                   "with `s3t linear-eval --checkpoint`.")
     p.add_argument("--data", required=True, help="cache folder (from `s3t prepare`): its sources are read")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", action="append", default=["clmr"], metavar="FILE",
@@ -110,17 +108,7 @@ def _add_clmr(sub: argparse._SubParsersAction) -> None:
     _add_overrides(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_clmr)
-
-
-def _run_clmr(args: argparse.Namespace) -> int:
-    from s3t.clmr import pretrain_clmr
-    from s3t.config import load_config
-
-    path = pretrain_clmr(load_config(args.config, args.overrides), args.data, args.out, resume=args.resume,
-                         progress=not args.no_progress)
-    print(f"checkpoint: {path}")
-    return 0
+    p.set_defaults(func=_run_pretrain, split=None)  # `s3t pretrain --config clmr` under its own name
 
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
@@ -250,13 +238,13 @@ def _add_supervised(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_supervised(args: argparse.Namespace) -> int:
-    from s3t.config import load_config
     from s3t.datasets import load_dataset
     from s3t.encoder import load_encoder
     from s3t.evaluate import HEADLINE, linear_eval, summary_markdown
+    from s3t.engine import run_config
     from s3t.supervised import train_supervised
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = run_config(args.out, args.config, args.overrides, resume=args.resume)
     dataset = load_dataset(args.dataset, args.root, seed=args.split_seed)
     out = Path(args.out)
     cache = args.cache or out / "cache"
@@ -381,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     from s3t.checkpoint import CheckpointError
     from s3t.files import StorageError
     from s3t.prepare import InputError
-    from s3t.train import TrainingError
+    from s3t.engine import TrainingError
 
     try:
         return args.func(args)

@@ -1,61 +1,28 @@
-"""The CLMR baseline (Spijkervet & Burgoyne 2021): SampleCNN on raw waveforms, SimCLR's NT-Xent.
+"""SimCLR's method (`train.method=simclr`) and the CLMR baseline (Spijkervet & Burgoyne 2021) it makes
+with SampleCNN on raw waveforms (`--config clmr`).
 
-Two views of a track are two random 59,049-sample crops (2.68 s at 22,050 Hz) of its audio,
-each through CLMR's chain of waveform augmentations, applied here as batched torch operations
-with their CLMR probabilities (`ClmrConfig`). The loss is NT-Xent over the 2N views of a batch:
-each view's positive is its partner, the other 2N − 2 views are its negatives.
+For a waveform encoder, two views of a track are two random 59,049-sample crops (2.68 s at
+22,050 Hz) of its audio (`TwoWaveCrops`), each through CLMR's chain of waveform augmentations,
+applied here as batched torch operations with their CLMR probabilities (`ClmrConfig`); for a
+spectrogram encoder, the two views and their augmentations are MoCo's. The loss is NT-Xent over
+the 2N views of a batch: each view's positive is its partner, the other 2N − 2 its negatives.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import time
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from s3t import __version__, audio
-from s3t.cache import Cache, open_cache
-from s3t.checkpoint import load_checkpoint, save_checkpoint
-from s3t.config import ClmrConfig, Config, save_config
+from s3t import audio, augment
+from s3t.cache import Cache
+from s3t.config import ClmrConfig, Config
+from s3t.engine import seed_of
+from s3t.methods import Method, register_method
+from s3t.models import SAMPLES, build_encoder
 from s3t.moco import projection_head
-from s3t.train import EpochSampler, cosine_lr, seed_of
-
-log = logging.getLogger(__name__)
-
-SAMPLES = 59049  # 3^10: SampleCNN's receptive field, one feature per window
-
-
-class SampleCNN(torch.nn.Module):
-    """Lee et al. (2017) as CLMR uses it: a strided 3-sample conv, then blocks of (3-tap conv,
-    BatchNorm, ReLU, 3× max-pool) down to one step: (B, 1, 59049) -> (B, D)."""
-
-    def __init__(self, channels: tuple[int, ...] = (128, 128, 128, 256, 256, 256, 256, 256, 256, 512)):
-        super().__init__()
-        layers = [torch.nn.Conv1d(1, channels[0], 3, stride=3), torch.nn.BatchNorm1d(channels[0]), torch.nn.ReLU()]
-        for c_in, c_out in zip(channels, channels[1:]):
-            layers += [torch.nn.Conv1d(c_in, c_out, 3, padding=1), torch.nn.BatchNorm1d(c_out), torch.nn.ReLU(),
-                       torch.nn.MaxPool1d(3)]
-        layers += [torch.nn.Conv1d(channels[-1], channels[-1], 3, padding=1), torch.nn.BatchNorm1d(channels[-1]),
-                   torch.nn.ReLU()]
-        self.net = torch.nn.Sequential(*layers)
-        self.num_features = channels[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1:] != (1, SAMPLES):
-            raise ValueError(f"expected waves (B, 1, {SAMPLES}), got {tuple(x.shape)}")
-        return self.net(x).flatten(1)  # the time axis is down to 1
-
-
-SAMPLECNN_PRESETS = {
-    "samplecnn": (128, 128, 128, 256, 256, 256, 256, 256, 256, 512),  # CLMR's, 2.4 M parameters
-    "samplecnn_small": (32, 32, 32, 64, 64, 64, 64, 64, 64, 128),  # 0.16 M, for CPU runs and tests
-}
-
+from s3t.preprocess import model_input
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """SimCLR's loss for two batches of views (N, C) of the same N items: cross-entropy of each
@@ -71,17 +38,17 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 # --- waveform augmentations: (B, N) float waves, each applied to a random subset of the batch ---
 
 def _chosen(batch: int, p: float, gen: torch.Generator) -> torch.Tensor:
-    return torch.rand(batch, generator=gen) < p
+    return torch.rand(batch, generator=gen, device=gen.device) < p
 
 
 def _uniform(batch: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
-    return low + (high - low) * torch.rand(batch, generator=gen)
+    return low + (high - low) * torch.rand(batch, generator=gen, device=gen.device)
 
 
 def _fft_filter(x: torch.Tensor, cutoff: torch.Tensor, high_pass: torch.Tensor) -> torch.Tensor:
     """Brick-wall filter in the frequency domain, per row: keep above (high-pass) or below the cutoff."""
     spectrum = torch.fft.rfft(x)
-    freqs = torch.fft.rfftfreq(x.shape[-1], 1 / audio.SAMPLE_RATE)  # (F,)
+    freqs = torch.fft.rfftfreq(x.shape[-1], 1 / audio.SAMPLE_RATE, device=x.device)  # (F,)
     keep = torch.where(high_pass[:, None], freqs[None] >= cutoff[:, None], freqs[None] <= cutoff[:, None])
     return torch.fft.irfft(spectrum * keep, n=x.shape[-1])
 
@@ -90,8 +57,8 @@ def _reverb(x: torch.Tensor, decay_s: torch.Tensor, gen: torch.Generator) -> tor
     """Convolution with an exponentially decaying noise tail (a synthetic room), mixed 1 : 0.3."""
     n = x.shape[-1]
     length = int(0.5 * audio.SAMPLE_RATE)
-    t = torch.arange(length) / audio.SAMPLE_RATE
-    tail = torch.randn(len(x), length, generator=gen) * torch.exp(-t[None] / decay_s[:, None])
+    t = torch.arange(length, device=x.device) / audio.SAMPLE_RATE
+    tail = torch.randn(len(x), length, generator=gen, device=gen.device) * torch.exp(-t[None] / decay_s[:, None])
     tail = tail / tail.norm(dim=1, keepdim=True)
     wet = torch.fft.irfft(torch.fft.rfft(x, n=n + length) * torch.fft.rfft(tail, n=n + length), n=n + length)[:, :n]
     return x + 0.3 * wet
@@ -116,17 +83,18 @@ def augment_waves(x: torch.Tensor, cfg: ClmrConfig, gen: torch.Generator) -> tor
     flip = _chosen(B, cfg.polarity_p, gen)
     x[flip] = -x[flip]
     noisy = _chosen(B, cfg.noise_p, gen)
-    x[noisy] += 0.01 * torch.randn(int(noisy.sum()), x.shape[1], generator=gen)
-    gain = torch.where(_chosen(B, cfg.gain_p, gen), 10 ** (_uniform(B, -6.0, 0.0, gen) / 20), torch.ones(B))
+    x[noisy] += 0.01 * torch.randn(int(noisy.sum()), x.shape[1], generator=gen, device=gen.device)
+    gain = torch.where(_chosen(B, cfg.gain_p, gen), 10 ** (_uniform(B, -6.0, 0.0, gen) / 20),
+                       torch.ones(B, device=gen.device))
     x = x * gain[:, None]
     filt = _chosen(B, cfg.filter_p, gen)
     if filt.any():
-        high = torch.rand(B, generator=gen) < 0.5
+        high = torch.rand(B, generator=gen, device=gen.device) < 0.5
         cutoff = torch.where(high, _uniform(B, 200.0, 1200.0, gen), _uniform(B, 2200.0, 4000.0, gen))
         x[filt] = _fft_filter(x[filt], cutoff[filt], high[filt])
     delayed = _chosen(B, cfg.delay_p, gen)
     for i in torch.nonzero(delayed).flatten().tolist():
-        shift = int(torch.randint(200, 501, (1,), generator=gen)) * audio.SAMPLE_RATE // 1000
+        shift = int(torch.randint(200, 501, (1,), generator=gen, device=gen.device)) * audio.SAMPLE_RATE // 1000
         x[i, shift:] += 0.5 * x[i, :-shift].clone()
     pitched = _chosen(B, cfg.pitch_p, gen)
     if pitched.any():
@@ -140,16 +108,17 @@ def augment_waves(x: torch.Tensor, cfg: ClmrConfig, gen: torch.Generator) -> tor
 # --- data: two random crops of a cached track's audio, decoded from its source file ---
 
 class TwoWaveCrops(torch.utils.data.Dataset):
-    """(2, SAMPLES) float32: two random crops of item i's audio (a clip's own span for clip caches)."""
+    """Two random crops (2, SAMPLES) float32 of item i's audio (a clip's own span for clip caches),
+    and the item's index (SimCLR's negatives are the batch, so no track id is needed)."""
 
-    def __init__(self, cache: Cache, seed: int):
-        self.items = [cache.audio_span(i) for i in range(len(cache))]
+    def __init__(self, cache: Cache, indices: list[int], seed: int):
+        self.items = [cache.audio_span(i) for i in indices]
         self.seed = seed
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
         epoch, i = key
         source, start, seconds = self.items[i]
         wave = torch.from_numpy(audio.load_audio(source, offset=start, duration=seconds))
@@ -157,71 +126,35 @@ class TwoWaveCrops(torch.utils.data.Dataset):
             wave = wave.repeat(math.ceil(SAMPLES / max(1, len(wave))))
         gen = torch.Generator().manual_seed(seed_of(self.seed, epoch, i))
         starts = torch.randint(0, len(wave) - SAMPLES + 1, (2,), generator=gen).tolist()
-        return torch.stack([wave[s : s + SAMPLES] for s in starts])
+        return torch.stack([wave[s : s + SAMPLES] for s in starts]), i
 
 
-def build_samplecnn(name: str) -> SampleCNN:
-    if name not in SAMPLECNN_PRESETS:
-        raise ValueError(f"unknown CLMR encoder {name!r}; available: {sorted(SAMPLECNN_PRESETS)}")
-    return SampleCNN(SAMPLECNN_PRESETS[name])
+class SimCLR(Method):
+    """An encoder and a projection head (two linear layers) trained by NT-Xent on the two views of each
+    item: waveform views through CLMR's augmentations, spectrogram views through MoCo's."""
 
+    name = "simclr"
 
-class CLMR(torch.nn.Module):
-    def __init__(self, cfg: Config):
+    def __init__(self, encoder: torch.nn.Module, config: Config):
         super().__init__()
-        self.encoder = build_samplecnn(cfg.model.name)
-        self.head = projection_head(self.encoder.num_features, self.encoder.num_features, cfg.clmr.dim, 2)
+        self.config = config
+        self.encoder = encoder
+        self.head = projection_head(encoder.num_features, encoder.num_features, config.clmr.dim, 2)
 
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(waves[:, None]))
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        views, _ = batch  # (B, 2, SAMPLES) waves or (B, 2, 84, T) log-CQTs
+        B = views.shape[0]
+        if self.encoder.input_kind == "wave":
+            x = augment_waves(views.flatten(0, 1), self.config.clmr, gen).unflatten(0, (B, 2))[:, :, None]
+        else:
+            x = model_input(augment.augment_views(views, self.config.augment, gen).flatten(0, 1), self.config.model)
+            x = x.unflatten(0, (B, 2))
+        # each view's batch through the encoder alone, so BatchNorm never sees a view beside its partner
+        z1, z2 = (self.head(self.encoder(x[:, v])) for v in (0, 1))
+        return nt_xent(z1, z2, self.config.clmr.temperature), {}
 
 
-def pretrain_clmr(cfg: Config, data: str | Path, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """CLMR on the audio behind the cache `data` (its sources are decoded, not its CQTs); returns last.pt."""
-    out = Path(out)
-    cache = open_cache(data)
-    B = cfg.train.batch_size
-    if len(cache) < B:
-        raise ValueError(f"{len(cache)} tracks, fewer than one batch of {B}; lower train.batch_size")
-    torch.manual_seed(seed_of(cfg.train.seed, 0))
-    model = CLMR(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    sampler = EpochSampler(len(cache), B, 0, 1, cfg.train.seed)
-    loader = torch.utils.data.DataLoader(TwoWaveCrops(cache, cfg.train.seed), batch_size=B, sampler=sampler,
-                                         num_workers=cfg.train.workers, drop_last=True,
-                                         persistent_workers=cfg.train.workers > 0)
-    total = cfg.optim.epochs * sampler.batches_per_epoch
-    warmup = round(cfg.optim.warmup_epochs * sampler.batches_per_epoch)
-    step = epoch = 0
-    if resume and (out / "last.pt").exists():
-        state = load_checkpoint(out / "last.pt")
-        model.load_state_dict(state["clmr"])
-        opt.load_state_dict(state["optimizer"])
-        step, epoch = state["step"], state["epoch"]
-        log.info("resumed %s at epoch %d", out / "last.pt", epoch)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    gen, start = torch.Generator(), time.perf_counter()
-    while epoch < cfg.optim.epochs:
-        sampler.epoch, sampler.start_batch = epoch, step - epoch * sampler.batches_per_epoch
-        model.train()
-        losses = []
-        for views in tqdm(loader, desc=f"clmr epoch {epoch}", disable=not progress, unit="batch"):
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(step, total, warmup, cfg.optim.lr * B / cfg.optim.lr_batch, cfg.optim.min_lr)
-            gen.manual_seed(seed_of(cfg.train.seed, step, 2))
-            x = augment_waves(views.flatten(0, 1), cfg.clmr, gen).unflatten(0, (B, 2))
-            loss = nt_xent(model(x[:, 0]), model(x[:, 1]), cfg.clmr.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            step += 1
-        epoch += 1
-        log.info("epoch %d: NT-Xent %.4f (chance %.4f), %.0f s", epoch, np.mean(losses), math.log(2 * B - 1),
-                 time.perf_counter() - start)
-        save_checkpoint(out / "last.pt", {
-            "version": __version__, "config": cfg.to_dict(), "step": step, "epoch": epoch, "cache_meta": cache.meta,
-            "model": {f"encoder_q.{k}": v for k, v in model.encoder.state_dict().items()},
-            "clmr": model.state_dict(), "optimizer": opt.state_dict(), "loss": float(np.mean(losses))})
-    return out / "last.pt"
+@register_method("simclr")
+def build_simclr(cfg: Config) -> SimCLR:
+    return SimCLR(build_encoder(cfg.model), cfg)

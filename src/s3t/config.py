@@ -100,6 +100,13 @@ class ModelConfig:
             return self.tile or -(-self.input_size // 84)
         return self.fold
 
+    @property
+    def frames(self) -> int:
+        """CQT frames of one model input: the crop length the pre-processor needs (768 for 256, fold 3)."""
+        from s3t.preprocess import input_frames
+
+        return input_frames(self.preprocessor, self.input_size, self.segments)
+
 
 @dataclass
 class MocoConfig:
@@ -122,10 +129,15 @@ class OptimConfig:
     warmup_epochs: float = 20
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     min_lr: float = 0.0
+    optimizer: str = "adamw"  # adamw | adam (CLMR's)
+
+    def __post_init__(self) -> None:
+        _check_choice("optim.optimizer", self.optimizer, ("adamw", "adam"))
 
 
 @dataclass
 class TrainConfig:
+    method: str = "moco"  # what `s3t pretrain` trains: a name in s3t.methods.METHODS (moco, simclr, …)
     device: str = "auto"  # auto (cuda when visible) | cpu | cuda
     batch_size: int = 128  # per process (GPU); the global batch is this × world size
     workers: int = 4  # DataLoader worker processes

@@ -21,8 +21,9 @@ from s3t.datasets import LabeledSet, load_folder, with_validation
 from s3t.encoder import CqtStatsEncoder, load_encoder, random_encoder
 from s3t.evaluate import HEADLINE, linear_eval, mean_std, write_manifest
 from s3t.prepare import prepare
-from s3t.preprocess import input_frames
-from s3t.train import build_model, pretrain, train_step
+from s3t.engine import build_optimizer, train_step
+from s3t.methods import build_method
+from s3t.train import pretrain
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,14 @@ log = logging.getLogger(__name__)
 def seconds_per_step(cfg: Config, repeats: int = 2) -> float:
     """Wall time of one training step of `cfg` on this machine (after a warm-up step)."""
     torch.manual_seed(0)
-    model = build_model(cfg)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
-    frames = input_frames(cfg.model.preprocessor, cfg.model.input_size, cfg.model.segments)
-    views = torch.randn(cfg.train.batch_size, 2, 84, frames) * 20 - 30
+    method = build_method(cfg)
+    opt = build_optimizer(method, cfg)
+    batch = (torch.randn(cfg.train.batch_size, 2, 84, cfg.model.frames) * 20 - 30, torch.arange(cfg.train.batch_size))
     gen = torch.Generator()
-    train_step(model, model, opt, views, None, cfg, gen, 0, False)
+    train_step(method, method, opt, batch, cfg, gen, 0, False)
     start = time.perf_counter()
     for step in range(repeats):
-        train_step(model, model, opt, views, None, cfg, gen, step + 1, False)
+        train_step(method, method, opt, batch, cfg, gen, step + 1, False)
     return (time.perf_counter() - start) / repeats
 
 

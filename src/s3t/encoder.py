@@ -21,8 +21,8 @@ from s3t.cache import Cache
 from s3t.checkpoint import load_checkpoint
 from s3t.config import ModelConfig, load_config
 from s3t.files import atomic_write, create_memmap, write_json
-from s3t.models import build_encoder
-from s3t.preprocess import input_frames, normalize_db, to_model_input
+from s3t.models import SAMPLES, build_encoder
+from s3t.preprocess import model_input
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Encoder(torch.nn.Module):
         super().__init__()
         self.backbone = backbone.eval().requires_grad_(False)
         self.model_cfg, self.time_compression, self.name = model_cfg, time_compression, name
-        self.frames = input_frames(model_cfg.preprocessor, model_cfg.input_size, model_cfg.segments)
+        self.frames = SAMPLES if backbone.input_kind == "wave" else model_cfg.frames
         self.num_features = backbone.num_features
 
     @property
@@ -54,8 +54,7 @@ class Encoder(torch.nn.Module):
     def forward(self, cqt: torch.Tensor) -> torch.Tensor:
         """(B, 84, T) log-CQTs -> (B, D); each resized in time to the input frames first."""
         cqt = resize_time(cqt.to(self.device, torch.float32), self.frames)  # (B, 84, frames)
-        m = self.model_cfg
-        return self.backbone(normalize_db(to_model_input(cqt, m.preprocessor, m.input_size, m.segments)))
+        return self.backbone(model_input(cqt, self.model_cfg))
 
     def inputs_of(self, cqt: np.ndarray | torch.Tensor, windows: bool | None = None) -> torch.Tensor:
         """One clip's (84, T) log-CQT -> the (W, 84, frames) crops whose mean feature is its embedding:
@@ -93,8 +92,6 @@ class WaveEncoder(Encoder):
     consecutive 59,049-sample windows (CLMR's protocol), decoded from the source audio."""
 
     def inputs_of(self, wave: np.ndarray | torch.Tensor, windows: bool | None = None) -> torch.Tensor:
-        from s3t.clmr import SAMPLES
-
         x = torch.as_tensor(np.asarray(wave, dtype=np.float32))
         if len(x) < SAMPLES:
             x = x.repeat(-(-SAMPLES // max(1, len(x))))
@@ -114,6 +111,7 @@ class WaveEncoder(Encoder):
 
 class _NoWeights(torch.nn.Module):
     num_features = 2 * audio.N_BINS
+    input_kind = "statistics"
 
 
 class CqtStatsEncoder(Encoder):
@@ -136,21 +134,15 @@ class CqtStatsEncoder(Encoder):
 
 
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
-    """The query encoder of an `s3t pretrain` (or `s3t clmr`, `s3t supervised`) checkpoint, frozen,
-    with its input pipeline."""
-    from s3t.clmr import SAMPLECNN_PRESETS, build_samplecnn
-
+    """The encoder of a training checkpoint (any method's: `s3t pretrain`, `s3t clmr`, `s3t supervised`),
+    frozen, with its input pipeline."""
     ckpt = load_checkpoint(path)
     cfg = load_config(base=ckpt["config"])
-    if cfg.model.name in SAMPLECNN_PRESETS:
-        backbone = build_samplecnn(cfg.model.name)
-        backbone.load_state_dict({k[len("encoder_q."):]: v for k, v in ckpt["model"].items()})
-        return WaveEncoder(backbone, cfg.model, name=str(path)).to(device)
     backbone = build_encoder(cfg.model)
-    prefix = "encoder_q."
-    weights = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
-    backbone.load_state_dict(weights)
-    compression = int(ckpt.get("cache_meta", {}).get("time_compression", 1))
+    backbone.load_state_dict(ckpt["encoder"])
+    if backbone.input_kind == "wave":
+        return WaveEncoder(backbone, cfg.model, name=str(path)).to(device)
+    compression = int(ckpt["cache_meta"].get("time_compression", 1))
     return Encoder(backbone, cfg.model, compression, name=str(path)).to(device)
 
 

@@ -243,9 +243,9 @@ def summary_markdown(metrics: dict) -> str:
 
 def load_probe(folder: str | Path) -> tuple[Probe, dict]:
     """The probe saved by linear-eval in `folder`, and its record (classes, encoder fingerprint …)."""
-    from s3t.checkpoint import load_checkpoint
+    from s3t.checkpoint import read_checkpoint
 
-    state = load_checkpoint(Path(folder) / "probe.pt")
+    state = read_checkpoint(Path(folder) / "probe.pt")
     return Probe.from_state(state["model"]), state
 
 

@@ -1,15 +1,21 @@
-"""MoCo v2 (He et al. 2020; Chen et al. 2020) around any encoder of the `s3t.models` contract."""
+"""MoCo v2 (He et al. 2020; Chen et al. 2020) around any encoder of the `s3t.models` contract: S3T's method."""
 
 from __future__ import annotations
 
 import copy
+import logging
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from s3t.config import MocoConfig
-from s3t.models import has_batch_norm
+from s3t import augment
+from s3t.config import Config
+from s3t.methods import Method, register_method
+from s3t.models import build_encoder, has_batch_norm
+from s3t.preprocess import model_input
+
+log = logging.getLogger(__name__)
 
 
 def projection_head(in_dim: int, hidden_dim: int, out_dim: int, layers: int) -> torch.nn.Sequential:
@@ -71,16 +77,20 @@ def _shuffled_across_ranks(encode, x: torch.Tensor) -> torch.Tensor:
     return out[torch.argsort(perm)[rank * n : (rank + 1) * n]]
 
 
-class MoCo(torch.nn.Module):
-    """Query encoder + head trained by gradient; key encoder + head by EMA; a queue of keys.
+class MoCo(Method):
+    """Query encoder (`encoder`) + head trained by gradient; key encoder + head by EMA after each
+    optimiser step; a queue of keys. The queue (C, K) and its pointer are buffers, so they are
+    saved in checkpoints. Its batches are two-view crops of log-CQTs and their tracks' ids
+    (`s3t.train.TwoCropDataset`), augmented and pre-processed on the training device."""
 
-    The queue (C, K) and its pointer are buffers, so they are saved in checkpoints.
-    """
+    name = "moco"
+    stat_names = ("acc1",)
 
-    def __init__(self, encoder: torch.nn.Module, cfg: MocoConfig):
+    def __init__(self, encoder: torch.nn.Module, config: Config):
         super().__init__()
+        self.config, cfg = config, config.moco
         self.cfg = cfg
-        self.encoder_q = encoder
+        self.encoder = encoder
         self.head_q = projection_head(encoder.num_features, cfg.hidden_dim, cfg.dim, cfg.mlp_layers)
         self.encoder_k = copy.deepcopy(encoder)
         self.head_k = copy.deepcopy(self.head_q)
@@ -95,7 +105,7 @@ class MoCo(torch.nn.Module):
         self.shuffle_bn = has_batch_norm(encoder)
 
     def key_modules(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
-        return [(self.encoder_k, self.encoder_q), (self.head_k, self.head_q)]
+        return [(self.encoder_k, self.encoder), (self.head_k, self.head_q)]
 
     @torch.no_grad()
     def momentum_step(self, m: float | None = None) -> None:
@@ -123,7 +133,7 @@ class MoCo(torch.nn.Module):
         return self._project_q(x_q)
 
     def _project_q(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.head_q(self.encoder_q(x)), dim=1)
+        return F.normalize(self.head_q(self.encoder(x)), dim=1)
 
     @torch.no_grad()
     def encode_keys(self, x_k: torch.Tensor) -> torch.Tensor:
@@ -144,18 +154,41 @@ class MoCo(torch.nn.Module):
     def _project_k(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head_k(self.encoder_k(x)), dim=1)
 
-    def forward(self, x_q: torch.Tensor, x_k: torch.Tensor, groups: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """One training step's loss on two-view crops (B, 2, 84, T) from tracks `groups` (B,), and
+        MoCo's acc@1 (the fraction of queries whose positive key scores above every negative)."""
+        views, groups = batch
+        B = views.shape[0]
+        x = model_input(augment.augment_views(views, self.config.augment, gen).flatten(0, 1), self.config.model)
+        x = x.unflatten(0, (B, 2))  # (B, 2, 1, S, S)
+        logits, labels = self.contrast(x[:, 0], x[:, 1], groups)  # (B, 1 + K), (B,)
+        loss = F.cross_entropy(logits.float(), labels)
+        return loss, {"acc1": float((logits.detach().argmax(1) == labels).float().mean())}
+
+    def after_step(self) -> None:
+        self.momentum_step()
+
+    def check_batch(self, global_batch: int, items: int) -> None:
+        if self.cfg.queue_size % global_batch:
+            raise ValueError(f"moco.queue_size {self.cfg.queue_size} must be a multiple of the global batch "
+                             f"{global_batch}")
+        if self.cfg.queue_size > items - global_batch and not self.cfg.mask_same_track:
+            log.warning("moco.queue_size %d is not smaller than the %d tracks minus a batch: tracks will meet their "
+                        "own older keys as negatives; a queue of at most %d fits this corpus",
+                        self.cfg.queue_size, items, (items - global_batch) // global_batch * global_batch)
+
+    def contrast(self, x_q: torch.Tensor, x_k: torch.Tensor, groups: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Two views (N, 1, S, S) of items from tracks `groups` (N,) -> InfoNCE logits (N, 1 + K), labels (N,).
 
-        Updates the key encoder (EMA) before encoding the keys and enqueues the keys of all
-        ranks afterwards, as in MoCo. With `moco.mask_same_track`, queued keys of the query's
+        Enqueues the keys of all ranks afterwards, as in MoCo (whose key encoder follows the query
+        encoder by `after_step`). With `moco.mask_same_track`, queued keys of the query's
         own track are no negatives (logit −inf): another clip of the same song, or the song's
         own older key when the queue outgrows a small corpus, is not a different instance.
         BatchNorm encoders get shuffle-BN (`encode_keys`); Swin's LayerNorm needs none.
         """
         q = self.encode_queries(x_q)  # (N, C)
-        self.momentum_step()
         k = self.encode_keys(x_k)  # (N, C)
         logits, labels = info_nce(q, k, self.queue.clone().detach(), self.cfg.temperature)
         if groups is not None and self.cfg.mask_same_track:
@@ -163,3 +196,9 @@ class MoCo(torch.nn.Module):
             logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], dim=1)
         self.enqueue(gather_from_all_ranks(k), None if groups is None else gather_from_all_ranks(groups))
         return logits, labels
+
+
+@register_method("moco")
+def build_moco(cfg: Config) -> MoCo:
+    """S3T: MoCo v2 around the encoder `cfg.model` names."""
+    return MoCo(build_encoder(cfg.model), cfg)

@@ -1,10 +1,12 @@
-"""Encoders: one contract for every backbone, `(B, 1, H, W) -> (B, D)` with `num_features = D`.
+"""Encoders: one contract for every backbone, `(B, 1, …) -> (B, D)` with `num_features = D` and
+`input_kind` saying what the input is: "spectrogram" (B, 1, S, S), the pre-processed log-CQT, or
+"wave" (B, 1, N), raw audio at 22,050 Hz.
 
 `ENCODERS` maps a name to a builder: the paper's Swin-T and smaller Swins for CPU runs
 (timm's `SwinTransformer`; geometry is checked when a model is built, with the numbers in the
-error), the ResNet baselines (timm) and a convolutional-recurrent network (the paper's
-"MSNet-BiGRU" row). ResNets and the CRNN hold BatchNorm: under MoCo they need shuffle-BN
-(`s3t.moco`), Swin's LayerNorm does not.
+error), the ResNet baselines (timm), a convolutional-recurrent network (the paper's
+"MSNet-BiGRU" row) and CLMR's SampleCNN on waveforms. ResNets, the CRNN and SampleCNN hold
+BatchNorm: under MoCo they need shuffle-BN (`s3t.moco`), Swin's LayerNorm does not.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from timm.models.resnet import BasicBlock, ResNet
 from timm.models.swin_transformer import SwinTransformer
 
 from s3t.config import ModelConfig
+from s3t.preprocess import check_geometry
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ def check_swin_geometry(size: int, preset: SwinPreset) -> None:
 class SwinEncoder(torch.nn.Module):
     """timm SwinTransformer on one-channel spectrogram images, pooled: (B, 1, S, S) -> (B, D)."""
 
+    input_kind = "spectrogram"
+
     def __init__(self, size: int, preset: SwinPreset, drop_path: float, freeze_patch_embed: bool = False,
                  pooling: str = "mean"):
         super().__init__()
@@ -88,6 +93,8 @@ def _swin_builder(name: str) -> Callable[[ModelConfig], torch.nn.Module]:
 class ResNetEncoder(torch.nn.Module):
     """A timm ResNet with one input channel and global average pooling: (B, 1, S, S) -> (B, D)."""
 
+    input_kind = "spectrogram"
+
     def __init__(self, name: str, drop_path: float):
         super().__init__()
         # MoCo's ResNet-50 (torchvision's defaults) starts every residual branch live: no zero-init
@@ -120,6 +127,8 @@ class CRNNEncoder(torch.nn.Module):
     averaged over time: (B, 1, H, W) -> (B, 2 · hidden). The conv blocks halve both axes; what is
     left of the height is averaged away before the GRU."""
 
+    input_kind = "spectrogram"
+
     def __init__(self, preset: CRNNPreset):
         super().__init__()
         blocks, c_in = [], 1
@@ -139,6 +148,37 @@ class CRNNEncoder(torch.nn.Module):
         return self.gru(h)[0].mean(dim=1)  # (B, 2 · hidden)
 
 
+SAMPLES = 59049  # 3^10: SampleCNN's receptive field, one feature per window (2.68 s at 22,050 Hz)
+
+
+class SampleCNN(torch.nn.Module):
+    """Lee et al. (2017) as CLMR uses it: a strided 3-sample conv, then blocks of (3-tap conv,
+    BatchNorm, ReLU, 3× max-pool) down to one step: (B, 1, 59049) -> (B, D)."""
+
+    input_kind = "wave"
+
+    def __init__(self, channels: tuple[int, ...]):
+        super().__init__()
+        layers = [torch.nn.Conv1d(1, channels[0], 3, stride=3), torch.nn.BatchNorm1d(channels[0]), torch.nn.ReLU()]
+        for c_in, c_out in zip(channels, channels[1:]):
+            layers += [torch.nn.Conv1d(c_in, c_out, 3, padding=1), torch.nn.BatchNorm1d(c_out), torch.nn.ReLU(),
+                       torch.nn.MaxPool1d(3)]
+        layers += [torch.nn.Conv1d(channels[-1], channels[-1], 3, padding=1), torch.nn.BatchNorm1d(channels[-1]),
+                   torch.nn.ReLU()]
+        self.net = torch.nn.Sequential(*layers)
+        self.num_features = channels[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1:] != (1, SAMPLES):
+            raise ValueError(f"expected waves (B, 1, {SAMPLES}), got {tuple(x.shape)}")
+        return self.net(x).flatten(1)  # the time axis is down to 1
+
+
+SAMPLECNN_PRESETS = {
+    "samplecnn": (128, 128, 128, 256, 256, 256, 256, 256, 256, 512),  # CLMR's, 2.4 M parameters
+    "samplecnn_small": (32, 32, 32, 64, 64, 64, 64, 64, 64, 128),  # 0.16 M, for CPU runs and tests
+}
+
 ENCODERS: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
     **{name: _swin_builder(name) for name in SWIN_PRESETS},
     # the paper's ResNet-50 row (23.5 M parameters, 2048-d); resnet18 (11.2 M, 512-d) and
@@ -146,6 +186,7 @@ ENCODERS: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
     **{name: (lambda cfg, name=name: ResNetEncoder(name, cfg.drop_path))
        for name in ("resnet50", "resnet18", "resnet_small")},
     **{name: (lambda cfg, name=name: CRNNEncoder(CRNN_PRESETS[name])) for name in CRNN_PRESETS},
+    **{name: (lambda cfg, name=name: SampleCNN(SAMPLECNN_PRESETS[name])) for name in SAMPLECNN_PRESETS},
 }
 
 
@@ -154,9 +195,13 @@ def has_batch_norm(module: torch.nn.Module) -> bool:
 
 
 def build_encoder(cfg: ModelConfig) -> torch.nn.Module:
-    """The encoder `cfg.name` names, for `cfg.input_size` square inputs."""
+    """The encoder `cfg.name` names; a spectrogram encoder for `cfg.input_size` square inputs, whose
+    pre-processor must fill them (checked here, with the numbers)."""
     if cfg.name not in ENCODERS:
         raise ValueError(f"unknown encoder {cfg.name!r}; available: {sorted(ENCODERS)}")
     if cfg.pooling != "mean" and cfg.name not in SWIN_PRESETS:
         raise ValueError(f"model.pooling={cfg.pooling} is for Swin encoders; {cfg.name} pools its own way (mean)")
-    return ENCODERS[cfg.name](cfg)
+    encoder = ENCODERS[cfg.name](cfg)
+    if encoder.input_kind == "spectrogram":
+        check_geometry(cfg.preprocessor, cfg.input_size, cfg.segments)
+    return encoder

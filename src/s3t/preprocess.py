@@ -73,3 +73,21 @@ def to_model_input(x: torch.Tensor, preprocessor: str = "time_fold", size: int =
         raise ValueError(f"{preprocessor} turned {tuple(x.shape[-2:])} into {tuple(y.shape[-2:])}, "
                          f"not {size} × {size}: give it {input_frames(preprocessor, size, n)} frames")
     return y.unsqueeze(-3)
+
+
+def check_geometry(preprocessor: str, size: int, n: int, bins: int = 84) -> None:
+    """Raise ValueError, with the numbers, when `preprocessor` cannot fill a size × size input
+    from `bins` frequency bins with n segments (time_fold) or copies (freq_tile)."""
+    if preprocessor == "time_fold" and bins * n > size:
+        raise ValueError(f"time_fold stacks {n} × {bins} bins = {bins * n} rows, more than model.input_size {size}; "
+                         "lower model.fold")
+    if preprocessor == "freq_tile" and bins * n < size:
+        raise ValueError(f"freq_tile: {n} copies of {bins} bins give {bins * n} rows, fewer than model.input_size "
+                         f"{size}; raise model.tile (0 = just enough)")
+    input_frames(preprocessor, size, n)  # an unknown pre-processor
+
+
+def model_input(views: torch.Tensor, model_cfg) -> torch.Tensor:
+    """(N, 84, frames) log-CQTs -> (N, 1, S, S) normalised input of the model `model_cfg` (a ModelConfig)."""
+    m = model_cfg
+    return normalize_db(to_model_input(views, m.preprocessor, m.input_size, m.segments))

@@ -1,0 +1,332 @@
+"""The one training loop: every method (`s3t.methods`) trains through `fit`.
+
+`fit` owns what every training shares: device and DDP (torchrun), AMP, the learning-rate
+schedule, the NaN policy, `log.csv` with its progress bar and plot, checkpoints in the one
+schema of `s3t.checkpoint`, exact resume, and readings taken at the end of epochs (a monitor,
+a validation score) with the best checkpoint kept by one of them.
+
+Reproducibility by construction: the data order is a permutation drawn from (seed, epoch),
+each item's crops from (seed, epoch, item), and augmentation and drop-path from (seed, step).
+A run resumed from a checkpoint therefore replays exactly what an uninterrupted run does,
+whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from s3t.checkpoint import load_checkpoint, restore_method, save_checkpoint, training_state
+from s3t.config import Config, load_config, save_config
+from s3t.files import append_csv_row, write_json
+from s3t.methods import Method
+from s3t.runlog import core_fields, plot_run, run_summary, trim_log
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss under nan_policy=stop, too little data …)."""
+
+
+def cosine_lr(step: int, total_steps: int, warmup_steps: int, base_lr: float, min_lr: float = 0.0) -> float:
+    """Linear warm-up from 0 to base_lr over warmup_steps, then cosine decay to min_lr."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def seed_of(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across runs and processes)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """This rank's share of a (seed, epoch) permutation, whole global batches only, from a batch on;
+    yields (epoch, index) pairs: datasets draw their crops from both, so persistent workers need no
+    state from the main process."""
+
+    def __init__(self, n: int, batch: int, rank: int, world: int, seed: int):
+        self.n, self.batch, self.rank, self.world, self.seed = n, batch, rank, world, seed
+        self.epoch, self.start_batch = 0, 0
+        self.batches_per_epoch = n // (batch * world)
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed_of(self.seed, self.epoch)))
+        G = self.batch * self.world
+        for b in range(self.start_batch, self.batches_per_epoch):
+            for i in perm[b * G + self.rank * self.batch : b * G + (self.rank + 1) * self.batch].tolist():
+                yield self.epoch, i
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch - self.start_batch) * self.batch
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Dist:
+    """Join the torchrun group when WORLD_SIZE > 1 (NCCL on GPU, gloo on CPU)."""
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Dist(int(os.environ.get("RANK", "0")), world, dev)
+
+
+@dataclass
+class EpochCheck:
+    """Readings of the method taken at the end of every `every`-th epoch and of the last one
+    (a k-NN monitor, a validation score), logged in their own columns of log.csv; with `select`,
+    the checkpoint with the highest such reading is kept as best.pt."""
+
+    measure: Callable[[Method], dict[str, float]]
+    fields: tuple[str, ...]
+    every: int = 1
+    select: str | None = None
+
+    def due(self, epoch: int, epochs: int) -> bool:
+        return epoch % self.every == 0 or epoch == epochs
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    epoch: int = 0
+    best: float = -math.inf  # the best `EpochCheck.select` reading so far
+    window: list = field(default_factory=list)  # (loss, stats) of the steps since the last log row
+    readings: dict = field(default_factory=dict)  # the check's readings at the end of this epoch
+
+
+def run_config(out: str | Path, files: Sequence[str | Path] = (), overrides: Sequence[str] = (),
+               resume: bool = False) -> Config:
+    """The config of a run in `out`: with `resume` and a checkpoint there, the run's own config
+    (from its last.pt) with `files` and `overrides` on top; otherwise the defaults with them."""
+    last = Path(out) / "last.pt"
+    base = load_checkpoint(last)["config"] if resume and last.exists() else None
+    return load_config(files, overrides, base=base)
+
+
+def build_optimizer(method: Method, cfg: Config) -> torch.optim.Optimizer:
+    params = [p for p in method.parameters() if p.requires_grad]
+    kind = torch.optim.AdamW if cfg.optim.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+
+
+def to_device(batch, device: torch.device):
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    return batch.to(device, non_blocking=True)
+
+
+def train_step(net: torch.nn.Module, method: Method, opt: torch.optim.Optimizer, batch, cfg: Config,
+               gen: torch.Generator, step: int, use_amp: bool) -> tuple[float, dict[str, float]]:
+    """One optimiser step of `method` (through `net`, its DDP wrapper or itself) on a batch already on
+    its device; returns the loss and the method's stats. A non-finite loss takes no step."""
+    torch.manual_seed(seed_of(cfg.train.seed, step, 1))  # drop-path
+    gen.manual_seed(seed_of(cfg.train.seed, step, 2))  # augmentation
+    with torch.autocast(gen.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        loss, stats = net(batch, gen)
+    opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return float(loss.detach()), stats
+    loss.backward()
+    if cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
+    opt.step()
+    method.after_step()
+    return float(loss.detach()), stats
+
+
+@dataclass
+class Run:
+    """Everything one `fit` call works with."""
+
+    method: Method
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    cfg: Config
+    ctx: Dist
+    out: Path
+    sampler: EpochSampler
+    check: EpochCheck | None
+    cache_meta: dict
+    meta: dict
+    progress: Progress = field(default_factory=Progress)
+
+    @property
+    def fields(self) -> list[str]:
+        return core_fields(self.method.stat_names) + list(self.check.fields if self.check else ())
+
+    def save(self, name: str) -> None:
+        if self.ctx.main:
+            p = self.progress
+            save_checkpoint(self.out / name, training_state(
+                self.method, self.opt, self.cfg, {"step": p.step, "epoch": p.epoch, "best": p.best},
+                self.cache_meta, self.meta))
+
+
+def fit(method: Method, dataset: torch.utils.data.Dataset, cfg: Config, out: str | Path, *, resume: bool = False,
+        progress: bool = True, check: EpochCheck | None = None, cache_meta: dict | None = None,
+        meta: dict | None = None) -> Path:
+    """Train `method` on `dataset` (items keyed by (epoch, index)) for `cfg.optim.epochs`, writing
+    config.yaml, log.csv, loss.png, summary.json and checkpoints (last.pt, epochNNNN.pt, best.pt
+    with a `check.select`) to `out`; with `resume`, continue from out/last.pt. Returns last.pt."""
+    ctx = setup_distributed(cfg.train.device)
+    out = Path(out)
+    method.to(ctx.device)
+    sampler = EpochSampler(len(dataset), cfg.train.batch_size, ctx.rank, ctx.world, cfg.train.seed)
+    if sampler.batches_per_epoch == 0:
+        raise TrainingError(f"{len(dataset)} items, fewer than one global batch of {cfg.train.batch_size * ctx.world}; "
+                            "lower train.batch_size")
+    net = torch.nn.parallel.DistributedDataParallel(method, broadcast_buffers=False) if ctx.world > 1 else method
+    run = Run(method, net, build_optimizer(method, cfg), cfg, ctx, out, sampler, check, cache_meta or {}, meta or {})
+    _start(run, resume)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
+                                         num_workers=cfg.train.workers, drop_last=True,
+                                         pin_memory=ctx.device.type == "cuda",
+                                         persistent_workers=cfg.train.workers > 0)
+    gen = torch.Generator(device=ctx.device)
+    clock = (time.perf_counter(), run.progress.step)
+    while run.progress.epoch < cfg.optim.epochs and not _done(run.progress.step, cfg):
+        train_one_epoch(run, loader, gen, clock, progress)
+        if run.progress.step == (run.progress.epoch + 1) * sampler.batches_per_epoch:  # the epoch is complete
+            _end_epoch(run)
+        run.save("last.pt")
+    if ctx.main:
+        plot_run(out / "log.csv", out / "loss.png")
+        write_json(out / "summary.json", run_summary(out / "log.csv", cfg, method.name))
+    _check_ranks_agree(method, ctx)
+    return out / "last.pt"
+
+
+def _start(run: Run, resume: bool) -> None:
+    """Restore the run's state from last.pt (with `resume`), write its config, trim its log to the checkpoint."""
+    last = run.out / "last.pt"
+    if resume and last.exists():
+        ckpt = load_checkpoint(last)
+        if ckpt["method"] != run.method.name:
+            raise TrainingError(f"{last} was written by method {ckpt['method']!r}, not {run.method.name!r}")
+        restore_method(run.method, ckpt)
+        run.opt.load_state_dict(ckpt["optimizer"])
+        p = ckpt["progress"]
+        run.progress = Progress(p["step"], p["epoch"], p.get("best", -math.inf))
+        log.info("resumed %s at epoch %d, step %d", last, p["epoch"], p["step"])
+    elif resume:
+        log.info("nothing to resume in %s: starting afresh", run.out)
+    if run.ctx.main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        save_config(run.cfg, run.out / "config.yaml")
+        trim_log(run.out / "log.csv", run.progress.step, run.fields)
+
+
+def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Generator,
+                    clock: tuple[float, int], progress: bool) -> None:
+    """The steps of the current epoch from where the run stands, logging and checkpointing as configured."""
+    cfg, p, sampler = run.cfg, run.progress, run.sampler
+    steps_per_epoch = sampler.batches_per_epoch
+    total, warmup = cfg.optim.epochs * steps_per_epoch, round(cfg.optim.warmup_epochs * steps_per_epoch)
+    base_lr = cfg.optim.lr * cfg.train.batch_size * run.ctx.world / cfg.optim.lr_batch
+    use_amp = cfg.train.amp and run.ctx.device.type == "cuda"
+    sampler.epoch, sampler.start_batch = p.epoch, p.step - p.epoch * steps_per_epoch
+    run.method.train()
+    bar = tqdm(loader, desc=f"epoch {p.epoch}", disable=not (progress and run.ctx.main), unit="batch")
+    for batch in bar:
+        lr = cosine_lr(p.step, total, warmup, base_lr, cfg.optim.min_lr)
+        for group in run.opt.param_groups:
+            group["lr"] = lr
+        loss, stats = train_step(run.net, run.method, run.opt, to_device(batch, run.ctx.device), cfg, gen,
+                                 p.step, use_amp)
+        if not math.isfinite(loss):
+            _non_finite(run, loss)
+        p.step += 1
+        p.window.append((loss, stats))
+        rate = (p.step - clock[1]) * cfg.train.batch_size * run.ctx.world / (time.perf_counter() - clock[0])
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}",
+                        **{k: f"{v:.2f}" for k, v in stats.items()})
+        if run.ctx.main and (p.step % cfg.train.log_every == 0 or p.step == total
+                             or p.step == (p.epoch + 1) * steps_per_epoch):
+            _log_row(run, lr, rate, time.perf_counter() - clock[0])
+        if cfg.train.checkpoint_steps and p.step % cfg.train.checkpoint_steps == 0:
+            run.save("last.pt")
+        if _done(p.step, cfg):
+            break
+
+
+def _non_finite(run: Run, loss: float) -> None:
+    p, last = run.progress, run.out / "last.pt"
+    if run.cfg.train.nan_policy == "stop":
+        raise TrainingError(f"non-finite loss ({loss}) at epoch {p.epoch}, step {p.step}; the last good "
+                            f"checkpoint is {last if last.exists() else 'not written yet'}")
+    log.warning("non-finite loss at step %d: step skipped (nan_policy=skip)", p.step)
+
+
+def _log_row(run: Run, lr: float, rate: float, elapsed: float) -> None:
+    """One log.csv row: means over the steps since the last row; an epoch's last row carries its readings."""
+    p = run.progress
+    readings = {}
+    ends_epoch = p.step == (p.epoch + 1) * run.sampler.batches_per_epoch
+    if ends_epoch and run.check and run.check.due(p.epoch + 1, run.cfg.optim.epochs):
+        readings = run.check.measure(run.method)
+        log.info("epoch %d: %s", p.epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in readings.items()))
+        p.readings = readings
+    losses = [loss for loss, _ in p.window]
+    stats = [float(np.mean([s[k] for _, s in p.window])) for k in run.method.stat_names]
+    append_csv_row(run.out / "log.csv", run.fields,
+                   [p.step, p.epoch, float(np.mean(losses)), *stats, lr, rate, elapsed]
+                   + [readings.get(k, "") for k in (run.check.fields if run.check else ())])
+    p.window.clear()
+
+
+def _end_epoch(run: Run) -> None:
+    """Numbered checkpoint, best.pt if this epoch's reading is the best, plot."""
+    p, cfg = run.progress, run.cfg
+    p.epoch += 1
+    readings, p.readings = p.readings, {}
+    if run.check and run.check.select and run.check.select in readings and readings[run.check.select] > p.best:
+        p.best = readings[run.check.select]
+        run.save("best.pt")
+    if p.epoch % cfg.train.checkpoint_every == 0 or p.epoch == cfg.optim.epochs:
+        run.save(f"epoch{p.epoch:04d}.pt")
+        if run.ctx.main:
+            plot_run(run.out / "log.csv", run.out / "loss.png")
+
+
+def _done(step: int, cfg: Config) -> bool:
+    return bool(cfg.train.max_steps) and step >= cfg.train.max_steps
+
+
+def _check_ranks_agree(model: torch.nn.Module, ctx: Dist) -> None:
+    """Under DDP, confirm every rank ends with the same weights (logged, raises if not)."""
+    if ctx.world == 1:
+        return
+    total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    parts = [torch.zeros_like(total) for _ in range(ctx.world)]
+    dist.all_gather(parts, total)
+    if len({float(p) for p in parts}) != 1:
+        raise TrainingError(f"ranks disagree on the weights: {[float(p) for p in parts]}")
+    log.info("all %d ranks hold the same weights (checksum %.6f)", ctx.world, float(total))
+
