@@ -15,7 +15,8 @@ from s3t.cli import main as cli
 from s3t.config import load_config
 from s3t.datasets import load_folder
 from s3t.encoder import CqtStatsEncoder, Encoder, embed, load_encoder, random_encoder
-from s3t.evaluate import label_subset, linear_eval
+from s3t.evaluate import linear_eval
+from s3t.labelled import label_subset
 from s3t.prepare import prepare
 from s3t.train import pretrain
 

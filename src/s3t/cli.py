@@ -240,7 +240,7 @@ def _add_supervised(sub: argparse._SubParsersAction) -> None:
 def _run_supervised(args: argparse.Namespace) -> int:
     from s3t.datasets import load_dataset
     from s3t.encoder import load_encoder
-    from s3t.evaluate import HEADLINE, linear_eval, summary_markdown
+    from s3t.evaluate import linear_eval, summary_markdown
     from s3t.engine import run_config
     from s3t.supervised import train_supervised
 
@@ -253,7 +253,7 @@ def _run_supervised(args: argparse.Namespace) -> int:
                            progress=not args.no_progress)
     level = "track"
     print(f"end to end (epoch {own['best_epoch']}): " +
-          ", ".join(f"{name} {own[level][name]:.4f}" for name in HEADLINE[dataset.multilabel]))
+          ", ".join(f"{name} {own[level][name]:.4f}" for name in dataset.headline))
     metrics = linear_eval(dataset, load_encoder(out / "best.pt"), out / "linear-eval", cfg.probe,
                           label_fraction=args.label_fraction, seeds=args.probe_seeds, cache_dir=cache,
                           clip_seconds=args.clip_seconds, workers=args.workers, progress=not args.no_progress)

@@ -3,7 +3,6 @@ plots and a markdown summary; and `predict` with a saved probe."""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import statistics
@@ -14,89 +13,17 @@ from typing import Sequence
 import numpy as np
 from s3t import plots
 from s3t.audio import HOP_LENGTH, AudioError, load_audio
-from s3t.cache import Cache, open_cache
 from s3t.checkpoint import save_checkpoint
 from s3t.config import ProbeConfig
-from s3t.datasets import LabeledSet, with_validation
+from s3t.datasets import LabeledSet
 from s3t.encoder import Encoder, embed, embed_cache_to_file, read_features
 from s3t.files import write_text
-from s3t.prepare import PrepareSummary, prepare
+from s3t.labelled import LabelledData
 from s3t.probe import Probe, multilabel_metrics, single_label_metrics, train_probe
 
 log = logging.getLogger(__name__)
 
 HEADLINE = {False: ("top1_accuracy", "top5_accuracy"), True: ("roc_auc_macro", "pr_auc_macro")}
-
-
-def default_batch_size(dataset: str) -> int:
-    """The paper's probe batch: 64 on GTZAN, 256 on FMA and MTAT; 64 on your own (small) data."""
-    return 256 if dataset.startswith(("fma", "mtat")) else 64
-
-
-def write_manifest(dataset: LabeledSet, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label", "split"])
-        writer.writerows([item.path, ";".join(item.labels), item.split] for item in dataset.items)
-
-
-def prepare_dataset(dataset: LabeledSet, out: Path, cache_dir: str | Path | None, time_compression: int,
-                    clip_seconds: float, workers: int, progress: bool) -> tuple[LabeledSet, Cache, PrepareSummary]:
-    """The dataset with a validation split, its manifest in `out`, and its audio prepared into
-    `cache_dir` (default `out`/cache), damaged shards rebuilt; returns them and prepare's summary."""
-    dataset = with_validation(dataset)
-    cache_dir = Path(cache_dir) if cache_dir else out / "cache"
-    write_manifest(dataset, out / "manifest.csv")
-    summary = prepare(out / "manifest.csv", cache_dir, workers=workers, time_compression=time_compression,
-                      clip_seconds=clip_seconds, progress=progress)
-    cache = open_cache(cache_dir)
-    if cache.meta.get("clip_seconds", 0.0) != clip_seconds:
-        raise ValueError(f"{cache_dir} holds clips of {cache.meta.get('clip_seconds')} s, not {clip_seconds} s: "
-                         "give another --cache folder")
-    return dataset, cache, summary
-
-
-def split_rows(dataset: LabeledSet, cache: Cache, clip_seconds: float) -> dict[str, list[tuple[str, str]]]:
-    """(cache id, track path) of every cached item (or clip) of each split; raises when a split is empty."""
-    by_path = {item.path: item for item in dataset.items}
-    track_of = cache.column("track") if clip_seconds else cache.track_ids
-    entries = [(cid, track) for cid, track in zip(cache.track_ids, track_of) if track in by_path]
-    rows = {s: [(cid, track) for cid, track in entries if by_path[track].split == s] for s in ("train", "valid", "test")}
-    for s, r in rows.items():
-        if not r:
-            raise ValueError(f"{dataset.name}: no readable {s} items (of {len(dataset.split(s))} listed); "
-                             "see the skipped files above")
-    return rows
-
-
-def targets_of(dataset: LabeledSet, items: list) -> np.ndarray:
-    """Class ids (N,) or multi-hot tags (N, C) of items."""
-    index = {c: i for i, c in enumerate(dataset.classes)}
-    if not dataset.multilabel:
-        return np.array([index[item.labels[0]] for item in items], dtype=np.int64)
-    targets = np.zeros((len(items), len(dataset.classes)), dtype=np.float32)
-    for n, item in enumerate(items):
-        targets[n, [index[t] for t in item.labels if t in index]] = 1.0
-    return targets
-
-
-def label_subset(dataset: LabeledSet, train_tracks: list[str], fraction: float, seed: int) -> set[str]:
-    """A `fraction` of the training tracks drawn with `seed`, stratified by label (at least one
-    track per class for single-label data), so 1 % of GTZAN still sees every genre."""
-    if fraction >= 1.0:
-        return set(train_tracks)
-    labels = {item.path: ";".join(item.labels) for item in dataset.items}
-    rng = np.random.default_rng(seed)
-    if dataset.multilabel:
-        n = max(1, round(fraction * len(train_tracks)))
-        return set(rng.choice(sorted(train_tracks), size=n, replace=False).tolist())
-    chosen: set[str] = set()
-    for label in sorted({labels[t] for t in train_tracks}):
-        members = sorted(t for t in train_tracks if labels[t] == label)
-        n = max(1, round(fraction * len(members)))
-        chosen |= set(rng.choice(members, size=n, replace=False).tolist())
-    return chosen
 
 
 def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: ProbeConfig | None = None,
@@ -116,8 +43,8 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)
     windows = encoder.uses_windows(windows)
-    dataset, cache, summary = prepare_dataset(dataset, out, cache_dir, encoder.time_compression, clip_seconds,
-                                              workers, progress)
+    data = LabelledData.prepare(dataset, out, cache_dir, encoder.time_compression, clip_seconds, workers, progress)
+    dataset, cache = data.dataset, data.cache
     feature_file = out / "features" / f"{encoder.fingerprint()}{'-windows' if windows else ''}.npz"
     feature_file.parent.mkdir(parents=True, exist_ok=True)
     stored = read_features(feature_file) if feature_file.exists() else None
@@ -126,26 +53,23 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
         stored = read_features(feature_file)
     features = {str(t): v for t, v in zip(stored["track_ids"], stored["features"])}
 
-    by_path = {item.path: item for item in dataset.items}
-    rows = split_rows(dataset, cache, clip_seconds)
+    def arrays(rows):
+        return np.stack([features[cid] for cid, _ in rows]), data.targets(rows)
 
-    def arrays(part):
-        x = np.stack([features[cid] for cid, _ in part])
-        return x, targets_of(dataset, [by_path[track] for _, track in part])
-
-    batch = cfg.batch_size or default_batch_size(dataset.name)
-    x_valid, y_valid = arrays(rows["valid"])
-    x_test, y_test = arrays(rows["test"])
+    batch = cfg.batch_size or dataset.probe_batch
+    x_valid, y_valid = arrays(data.rows["valid"])
+    x_test, y_test = arrays(data.rows["test"])
     runs = []
     for seed in range(seeds):
-        keep = label_subset(dataset, sorted({t for _, t in rows["train"]}), label_fraction, seed)
-        x_train, y_train = arrays([r for r in rows["train"] if r[1] in keep])
+        train = data.train_subset(label_fraction, seed)
+        x_train, y_train = arrays(train)
         probe = train_probe(x_train, y_train, x_valid, y_valid, len(dataset.classes), dataset.multilabel, cfg,
                             batch, seed)
-        runs.append((probe, score_test_split(dataset, probe, x_test, y_test, rows["test"], clip_seconds > 0),
-                     len(keep)))
+        runs.append((probe, score_test_split(dataset, probe, x_test, y_test, data.rows["test"], data.clips),
+                     len({t for _, t in train})))
 
-    metrics = _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, windows, summary, rows)
+    metrics = _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, windows, data.summary,
+                      data.rows)
     _write_outputs(out, dataset, encoder, metrics, runs[0][0], runs[0][1], x_test, y_test, cfg)
     return metrics
 

@@ -68,19 +68,13 @@ def build_monitor(kind: str, root: str | Path, out: str | Path, time_compression
                   workers: int = 2, progress: bool = True) -> Monitor:
     """A Monitor on dataset `kind` at `root`, its audio prepared into `out` like the training cache."""
     from s3t.datasets import load_dataset
-    from s3t.evaluate import prepare_dataset, split_rows, targets_of
+    from s3t.labelled import LabelledData
 
     dataset = load_dataset(kind, root)
     if dataset.multilabel:
         raise ValueError(f"--monitor needs single-label data; {kind} at {root} is multi-label")
-    dataset, cache, _ = prepare_dataset(dataset, Path(out), None, time_compression, clip_seconds, workers, progress)
-    rows = split_rows(dataset, cache, clip_seconds)
-    by_path = {item.path: item for item in dataset.items}
-    position = {cid: i for i, cid in enumerate(cache.track_ids)}
-
-    def part(split: str) -> tuple[list[int], np.ndarray]:
-        return [position[cid] for cid, _ in rows[split]], targets_of(dataset, [by_path[t] for _, t in rows[split]])
-
-    (bank, bank_labels), (queries, query_labels) = part("train"), part("valid")
+    data = LabelledData.prepare(dataset, Path(out), None, time_compression, clip_seconds, workers, progress)
+    bank, queries = data.rows["train"], data.rows["valid"]
     log.info("monitor: %s, %d train and %d validation items", dataset.name, len(bank), len(queries))
-    return Monitor(dataset.name, cache, bank, bank_labels, queries, query_labels, len(dataset.classes))
+    return Monitor(dataset.name, data.cache, data.indices(bank), data.targets(bank), data.indices(queries),
+                   data.targets(queries), len(data.dataset.classes))

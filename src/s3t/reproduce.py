@@ -286,4 +286,6 @@ def render_tables(runner: Runner) -> str:
 def _multilabel(runner: Runner) -> bool:
     for path in (runner.out / "probe").glob("*/metrics.json"):
         return bool(json.loads(path.read_text())["multilabel"])
-    return runner.dataset == "mtat"
+    from s3t.datasets import load_dataset
+
+    return load_dataset(runner.dataset, runner.root).multilabel

@@ -24,8 +24,9 @@ from s3t.config import Config
 from s3t.datasets import LabeledSet
 from s3t.encoder import Encoder, extract_features, load_encoder
 from s3t.engine import EpochCheck, fit, seed_of
-from s3t.evaluate import label_subset, prepare_dataset, score_test_split, split_rows, targets_of
+from s3t.evaluate import score_test_split
 from s3t.files import write_json
+from s3t.labelled import LabelledData
 from s3t.methods import Method
 from s3t.models import build_encoder
 from s3t.preprocess import model_input
@@ -94,46 +95,40 @@ def train_supervised(dataset: LabeledSet, cfg: Config, out: str | Path, label_fr
     (the test score of the end-to-end model) to `out`; return those metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset, cache, _ = prepare_dataset(dataset, out, cache_dir, time_compression=1, clip_seconds=clip_seconds,
-                                        workers=workers, progress=progress)
-    rows = split_rows(dataset, cache, clip_seconds)
-    by_path = {item.path: item for item in dataset.items}
-    keep = label_subset(dataset, sorted({t for _, t in rows["train"]}), label_fraction, seed)
-    train = [(cache.index_of(cid), track) for cid, track in rows["train"] if track in keep]
-    targets = torch.as_tensor(targets_of(dataset, [by_path[t] for _, t in train]))
+    data = LabelledData.prepare(dataset, out, cache_dir, 1, clip_seconds, workers, progress)
+    train = data.train_subset(label_fraction, seed)
     cfg = replace(cfg, train=replace(cfg.train, seed=seed, batch_size=min(cfg.train.batch_size, len(train))))
     torch.manual_seed(seed_of(seed, 0))
     method = Supervised(build_encoder(cfg.model), len(dataset.classes), dataset.multilabel, cfg)
-    crops = LabelledCrops(cache, [i for i, _ in train], targets, cfg.model.frames, cfg.augment.crop_ratio, seed)
-    y_valid = targets_of(dataset, [by_path[t] for _, t in rows["valid"]])
+    crops = LabelledCrops(data.cache, data.indices(train), torch.as_tensor(data.targets(train)), cfg.model.frames,
+                          cfg.augment.crop_ratio, seed)
+    y_valid = data.targets(data.rows["valid"])
 
     def validation(m: Supervised) -> dict[str, float]:
         frozen = Encoder(copy.deepcopy(m.encoder), cfg.model, name="supervised")  # Encoder freezes what it wraps
-        scores = Head(copy.deepcopy(m.head).cpu(), dataset.multilabel).scores(_features(frozen, cache, rows["valid"]))
+        scores = Head(copy.deepcopy(m.head).cpu(), dataset.multilabel).scores(_features(frozen, data, "valid"))
         return {"valid_score": validation_score(scores, y_valid, dataset.multilabel)}
 
-    fit(method, crops, cfg, out, resume=resume, progress=progress, cache_meta=cache.meta,
+    fit(method, crops, cfg, out, resume=resume, progress=progress, cache_meta=data.cache.meta,
         check=EpochCheck(validation, ("valid_score",), select="valid_score"),
         meta={"classes": dataset.classes, "dataset": dataset.name})
-    return _test(out, dataset, cache, rows, clip_seconds)
+    return _test(out, data)
 
 
-def _features(encoder: Encoder, cache: Cache, rows: list[tuple[str, str]]) -> np.ndarray:
-    """Frozen-encoder features of the rows' cache entries, as the linear probe sees them."""
-    return extract_features(cache, encoder, [cache.index_of(cid) for cid, _ in rows], progress=False)
+def _features(encoder: Encoder, data: LabelledData, split: str) -> np.ndarray:
+    """Frozen-encoder features of a split's cache entries, as the linear probe sees them."""
+    return extract_features(data.cache, encoder, data.indices(data.rows[split]), progress=False)
 
 
-def _test(out: Path, dataset: LabeledSet, cache: Cache, rows: dict, clip_seconds: float) -> dict:
+def _test(out: Path, data: LabelledData) -> dict:
     """The end-to-end test score of best.pt (its own head), written to supervised_metrics.json."""
     state = load_checkpoint(out / "best.pt")
     encoder = load_encoder(out / "best.pt")
+    dataset, test = data.dataset, data.rows["test"]
     layer = torch.nn.Linear(encoder.num_features, len(dataset.classes))
     layer.load_state_dict({k[len("head."):]: v for k, v in state["method_state"].items()})
-    by_path = {item.path: item for item in dataset.items}
-    y_test = targets_of(dataset, [by_path[t] for _, t in rows["test"]])
-    metrics = score_test_split(dataset, Head(layer, dataset.multilabel), _features(encoder, cache, rows["test"]),
-                               y_test, rows["test"], clip_seconds > 0)
+    metrics = score_test_split(dataset, Head(layer, dataset.multilabel), _features(encoder, data, "test"),
+                               data.targets(test), test, data.clips)
     metrics = {"dataset": dataset.name, "best_epoch": state["progress"]["epoch"], **metrics}
     write_json(out / "supervised_metrics.json", metrics, indent=2, default=lambda v: v.item())
     return metrics
-
