@@ -16,7 +16,6 @@ from s3t.config import load_config
 from s3t.datasets import load_folder
 from s3t.encoder import CqtStatsEncoder, Encoder, embed, load_encoder, random_encoder
 from s3t.evaluate import linear_eval
-from s3t.labelled import label_subset
 from s3t.prepare import prepare
 from s3t.train import pretrain
 
@@ -64,15 +63,6 @@ def test_random_encoder_is_seeded():
     cfg = load_config([TINY]).model
     a, b, c = random_encoder(cfg, seed=0), random_encoder(cfg, seed=0), random_encoder(cfg, seed=1)
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
-
-
-def test_label_subset_is_stratified_and_seeded(folder_tree):
-    ds = load_folder(folder_tree)
-    train = [i.path for i in ds.split("train")]
-    few = label_subset(ds, train, 0.01, seed=0)
-    assert len(few) == 2 and {Path(p).parent.name for p in few} == {"calm", "busy"}
-    assert label_subset(ds, train, 1.0, seed=5) == set(train)
-    assert label_subset(ds, train, 0.5, seed=0) != label_subset(ds, train, 0.5, seed=1)
 
 
 def test_linear_eval_never_changes_the_encoder(folder_tree, checkpoint, tmp_path):
