@@ -198,3 +198,15 @@ def test_a_method_registered_from_outside_trains_through_the_engine_cli_and_chec
 def test_an_unknown_method_is_an_error_naming_the_choices(cache, tmp_path):
     with pytest.raises(ValueError, match=r"train.method: unknown method 'byol'; available: \[.*'moco'.*'simclr'"):
         pretrain(tiny("train.method=byol"), cache, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("preset", ["paper", "cpu-small", "tiny", "clmr"])
+def test_every_shipped_preset_trains_one_real_step(preset, cache, tmp_path):
+    """The preset's model, method and pipeline as shipped; only the batch, queue and run length shrink."""
+    cfg = load_config([preset], ["train.batch_size=2", "moco.queue_size=4", "train.workers=0", "optim.epochs=1",
+                                 "train.max_steps=1"])
+    last = pretrain(cfg, cache, tmp_path, progress=False)
+    state = load_checkpoint(last)
+    assert state["progress"]["step"] == 1 and state["config"]["model"]["name"] == load_config([preset]).model.name
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert len(rows) == 1 and math.isfinite(float(rows[0]["loss"]))

@@ -267,8 +267,8 @@ def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Ge
         rate = (p.step - clock[1]) * cfg.train.batch_size * run.ctx.world / (time.perf_counter() - clock[0])
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}",
                         **{k: f"{v:.2f}" for k, v in stats.items()})
-        if run.ctx.main and (p.step % cfg.train.log_every == 0 or p.step == total
-                             or p.step == (p.epoch + 1) * steps_per_epoch):
+        if run.ctx.main and (p.step % cfg.train.log_every == 0 or p.step in (total, (p.epoch + 1) * steps_per_epoch)
+                             or _done(p.step, cfg)):  # the steps since the last row are never left unlogged
             _log_row(run, lr, rate, time.perf_counter() - clock[0])
         if cfg.train.checkpoint_steps and p.step % cfg.train.checkpoint_steps == 0:
             run.save("last.pt")
