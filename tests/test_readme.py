@@ -18,7 +18,7 @@ README = Path(__file__).parent.parent / "README.md"
 # the test files that run each command for real (kept honest below: each file must exist)
 COVERED = {"prepare": "test_prepare.py", "pretrain": "test_train.py", "linear-eval": "test_evaluate.py",
            "supervised": "test_supervised.py", "clmr": "test_clmr.py", "reproduce": "test_reproduce.py",
-           "embed": "test_evaluate.py", "predict": "test_evaluate.py"}
+           "embed": "test_evaluate.py", "predict": "test_evaluate.py", "export": "test_export.py"}
 
 
 def blocks(language: str) -> list[tuple[int, str]]:

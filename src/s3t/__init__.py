@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 _API = {"load_encoder": "s3t.encoder", "embed": "s3t.encoder", "random_encoder": "s3t.encoder",
         "load_config": "s3t.config", "load_dataset": "s3t.datasets", "linear_eval": "s3t.evaluate",
         "pretrain": "s3t.train", "open_cache": "s3t.cache", "load_audio": "s3t.audio",
-        "train_supervised": "s3t.supervised", "register_method": "s3t.methods", "fit": "s3t.engine"}
+        "train_supervised": "s3t.supervised", "register_method": "s3t.methods", "fit": "s3t.engine",
+        "from_pretrained": "s3t.export"}
 
 
 def __getattr__(name: str):

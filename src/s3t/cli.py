@@ -113,7 +113,7 @@ def _add_clmr(sub: argparse._SubParsersAction) -> None:
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", help="an `s3t pretrain` checkpoint (its query encoder is used)")
+    which.add_argument("--checkpoint", help="a training checkpoint (its encoder is used) or a folder `s3t export` wrote")
     which.add_argument("--encoder", choices=["random", "cqt-stats"],
                        help="random: the Random Init baseline, same pipeline (architecture from --config/--set "
                        "model.*); cqt-stats: per-bin mean and std of the log-CQT, the reference with no encoder")
@@ -203,15 +203,15 @@ def _add_linear_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_linear_eval(args: argparse.Namespace) -> int:
-    from s3t.checkpoint import load_checkpoint
     from s3t.config import load_config
     from s3t.datasets import load_dataset
     from s3t.evaluate import linear_eval, summary_markdown
+    from s3t.export import saved_config
 
     dataset = load_dataset(args.dataset, args.root, seed=args.split_seed)
     encoder = _encoder(args)
     # a checkpoint's own probe settings come first: a recipe carries them (then --config, --set)
-    base = load_checkpoint(args.checkpoint)["config"] if args.checkpoint else None
+    base = saved_config(args.checkpoint) if args.checkpoint else None
     metrics = linear_eval(dataset, encoder, args.out, load_config(args.config, args.overrides, base=base).probe,
                           label_fraction=args.label_fraction, seeds=args.seeds, cache_dir=args.cache,
                           clip_seconds=args.clip_seconds, windows=args.windows, workers=args.workers,
@@ -293,6 +293,24 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="a checkpoint's encoder as config.json + model.safetensors + model card",
+                       description="Write the encoder of CHECKPOINT to the folder OUT: config.json, model.safetensors "
+                                   "(weights only, no pickle) and a README.md model card. `s3t.from_pretrained(OUT)` "
+                                   "and `--checkpoint OUT` load it.")
+    p.add_argument("checkpoint", help="a training checkpoint (last.pt, best.pt …)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--licence", default="unspecified", help="the licence field of the model card")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from s3t.export import export
+
+    print(f"exported to {export(args.checkpoint, args.out, args.licence)}")
+    return 0
+
+
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="genres or tags of audio files, with a probe from linear-eval",
                        description="Score FILES with the probe saved by `s3t linear-eval` in PROBE_DIR on top "
@@ -352,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_clmr(sub)
     _add_embed(sub)
+    _add_export(sub)
     _add_linear_eval(sub)
     _add_supervised(sub)
     _add_reproduce(sub)

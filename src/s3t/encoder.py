@@ -135,7 +135,11 @@ class CqtStatsEncoder(Encoder):
 
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
     """The encoder of a training checkpoint (any method's: `s3t pretrain`, `s3t clmr`, `s3t supervised`),
-    frozen, with its input pipeline."""
+    or of a folder `s3t export` wrote, frozen, with its input pipeline."""
+    if Path(path).is_dir():
+        from s3t.export import from_pretrained
+
+        return from_pretrained(path, device)
     ckpt = load_checkpoint(path)
     cfg = load_config(base=ckpt["config"])
     backbone = build_encoder(cfg.model)
