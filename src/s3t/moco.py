@@ -88,8 +88,8 @@ class MoCo(Method):
 
     def __init__(self, encoder: torch.nn.Module, config: Config):
         super().__init__()
-        self.config, cfg = config, config.moco
-        self.cfg = cfg
+        self.config, self.cfg = config, config.moco  # the run's config; its moco section
+        cfg = self.cfg
         self.encoder = encoder
         self.head_q = projection_head(encoder.num_features, cfg.hidden_dim, cfg.dim, cfg.mlp_layers)
         self.encoder_k = copy.deepcopy(encoder)
