@@ -21,12 +21,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from s3t import augment
 from s3t.cache import open_cache
 from s3t.config import load_config
 from s3t.engine import EpochSampler, build_optimizer, train_step
-from s3t.methods import build_method
-from s3t.preprocess import model_input
+from s3t.methods import build_method, spectrogram_views
 from s3t.train import TwoCropDataset
 
 
@@ -66,7 +64,7 @@ def bench_config(name: str, batch: int, steps: int, cache_path: str | None, work
     t_bare = mean_time(bare, steps)
     t_step = mean_time(lambda: train_step(model, model, opt, (views, groups), cfg, gen, next(counter), False), steps)
     # the parts of a step, each alone
-    t_aug = mean_time(lambda: model_input(augment.augment_views(views, cfg.augment, gen).flatten(0, 1), cfg.model), steps)
+    t_aug = mean_time(lambda: spectrogram_views(views, cfg, gen), steps)
     with torch.no_grad():
         t_key = mean_time(lambda: model.encode_keys(x), steps)
     t_opt = mean_time(opt.step, steps)

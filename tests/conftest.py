@@ -20,3 +20,17 @@ def realmusic_paths() -> list[str]:
     for row in rows:
         by_label.setdefault(row["label"], row["path"])
     return list(by_label.values())
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    """A prepared cache of 16 synthetic 4-s tracks: two batches of 8 per epoch for the training tests."""
+    from audio_fixtures import write_music
+    from s3t.prepare import prepare
+
+    audio_dir = tmp_path_factory.mktemp("train_audio")
+    for i in range(16):
+        write_music(audio_dir / f"t{i:02d}.wav", seconds=4.0, seed=100 + i)
+    out = tmp_path_factory.mktemp("train_cache")
+    prepare(audio_dir, out, workers=0, progress=False)
+    return out

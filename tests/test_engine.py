@@ -16,28 +16,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audio_fixtures import write_labeled_music, write_music
+from audio_fixtures import write_labeled_music
 from s3t.checkpoint import load_checkpoint
 from s3t.config import Config, load_config
 from s3t.engine import EpochSampler, TrainingError, cosine_lr
 from s3t.methods import METHODS, Method, register_method
 from s3t.models import build_encoder
 from s3t.moco import momentum_update
-from s3t.prepare import prepare
 from s3t.preprocess import model_input
 from s3t.train import pretrain
 
 TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    audio_dir = tmp_path_factory.mktemp("engine_audio")
-    for i in range(16):
-        write_music(audio_dir / f"t{i:02d}.wav", seconds=4.0, seed=100 + i)
-    out = tmp_path_factory.mktemp("engine_cache")
-    prepare(audio_dir, out, workers=0, progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")

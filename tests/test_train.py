@@ -21,16 +21,6 @@ from s3t.train import pretrain
 TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    audio_dir = tmp_path_factory.mktemp("train_audio")
-    for i in range(16):
-        write_music(audio_dir / f"t{i:02d}.wav", seconds=4.0, seed=100 + i)
-    out = tmp_path_factory.mktemp("train_cache")
-    prepare(audio_dir, out, workers=0, progress=False)
-    return out
-
-
 def tiny(*overrides: str):
     return load_config([TINY], list(overrides))
 

@@ -15,14 +15,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-from s3t import audio, augment
+from s3t import audio
 from s3t.cache import Cache
 from s3t.config import ClmrConfig, Config
 from s3t.engine import seed_of
-from s3t.methods import Method, register_method
+from s3t.methods import Method, register_method, spectrogram_views
 from s3t.models import SAMPLES, build_encoder
 from s3t.moco import projection_head
-from s3t.preprocess import model_input
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """SimCLR's loss for two batches of views (N, C) of the same N items: cross-entropy of each
@@ -148,8 +147,7 @@ class SimCLR(Method):
         if self.encoder.input_kind == "wave":
             x = augment_waves(views.flatten(0, 1), self.config.clmr, gen).unflatten(0, (B, 2))[:, :, None]
         else:
-            x = model_input(augment.augment_views(views, self.config.augment, gen).flatten(0, 1), self.config.model)
-            x = x.unflatten(0, (B, 2))
+            x = spectrogram_views(views, self.config, gen)
         # each view's batch through the encoder alone, so BatchNorm never sees a view beside its partner
         z1, z2 = (self.head(self.encoder(x[:, v])) for v in (0, 1))
         return nt_xent(z1, z2, self.config.clmr.temperature), {}

@@ -141,13 +141,18 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encode
 
         return from_pretrained(path, device)
     ckpt = load_checkpoint(path)
-    cfg = load_config(base=ckpt["config"])
+    return encoder_of(ckpt["config"], ckpt["encoder"], ckpt["cache_meta"], str(path), device)
+
+
+def encoder_of(config: dict, weights: dict, cache_meta: dict, name: str, device: str | torch.device = "cpu") -> Encoder:
+    """The frozen encoder that `config` builds, holding `weights`, for inputs prepared as `cache_meta` says."""
+    cfg = load_config(base=config)
     backbone = build_encoder(cfg.model)
-    backbone.load_state_dict(ckpt["encoder"])
+    backbone.load_state_dict(weights)
     if backbone.input_kind == "wave":
-        return WaveEncoder(backbone, cfg.model, name=str(path)).to(device)
-    compression = int(ckpt["cache_meta"].get("time_compression", 1))
-    return Encoder(backbone, cfg.model, compression, name=str(path)).to(device)
+        return WaveEncoder(backbone, cfg.model, name=name).to(device)
+    compression = int(cache_meta.get("time_compression", 1))
+    return Encoder(backbone, cfg.model, compression, name=name).to(device)
 
 
 def random_encoder(model_cfg: ModelConfig | None = None, seed: int = 0, time_compression: int = 1,

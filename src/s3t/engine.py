@@ -178,6 +178,11 @@ class Run:
     progress: Progress = field(default_factory=Progress)
 
     @property
+    def epoch_complete(self) -> bool:
+        """The current epoch's last step has been taken (its readings and checkpoint are due)."""
+        return self.progress.step == (self.progress.epoch + 1) * self.sampler.batches_per_epoch
+
+    @property
     def fields(self) -> list[str]:
         return core_fields(self.method.stat_names) + list(self.check.fields if self.check else ())
 
@@ -213,7 +218,7 @@ def fit(method: Method, dataset: torch.utils.data.Dataset, cfg: Config, out: str
     clock = (time.perf_counter(), run.progress.step)
     while run.progress.epoch < cfg.optim.epochs and not _done(run.progress.step, cfg):
         train_one_epoch(run, loader, gen, clock, progress)
-        if run.progress.step == (run.progress.epoch + 1) * sampler.batches_per_epoch:  # the epoch is complete
+        if run.epoch_complete:
             _end_epoch(run)
         run.save("last.pt")
     if ctx.main:
@@ -267,8 +272,11 @@ def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Ge
         rate = (p.step - clock[1]) * cfg.train.batch_size * run.ctx.world / (time.perf_counter() - clock[0])
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}",
                         **{k: f"{v:.2f}" for k, v in stats.items()})
-        if run.ctx.main and (p.step % cfg.train.log_every == 0 or p.step in (total, (p.epoch + 1) * steps_per_epoch)
-                             or _done(p.step, cfg)):  # the steps since the last row are never left unlogged
+        if run.ctx.main and run.epoch_complete and run.check and run.check.due(p.epoch + 1, cfg.optim.epochs):
+            p.readings = run.check.measure(run.method)
+            log.info("epoch %d: %s", p.epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in p.readings.items()))
+        # an epoch's last steps, and a run's, are never left unlogged
+        if run.ctx.main and (p.step % cfg.train.log_every == 0 or run.epoch_complete or _done(p.step, cfg)):
             _log_row(run, lr, rate, time.perf_counter() - clock[0])
         if cfg.train.checkpoint_steps and p.step % cfg.train.checkpoint_steps == 0:
             run.save("last.pt")
@@ -287,17 +295,11 @@ def _non_finite(run: Run, loss: float) -> None:
 def _log_row(run: Run, lr: float, rate: float, elapsed: float) -> None:
     """One log.csv row: means over the steps since the last row; an epoch's last row carries its readings."""
     p = run.progress
-    readings = {}
-    ends_epoch = p.step == (p.epoch + 1) * run.sampler.batches_per_epoch
-    if ends_epoch and run.check and run.check.due(p.epoch + 1, run.cfg.optim.epochs):
-        readings = run.check.measure(run.method)
-        log.info("epoch %d: %s", p.epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in readings.items()))
-        p.readings = readings
     losses = [loss for loss, _ in p.window]
     stats = [float(np.mean([s[k] for _, s in p.window])) for k in run.method.stat_names]
     append_csv_row(run.out / "log.csv", run.fields,
                    [p.step, p.epoch, float(np.mean(losses)), *stats, lr, rate, elapsed]
-                   + [readings.get(k, "") for k in (run.check.fields if run.check else ())])
+                   + [p.readings.get(k, "") for k in (run.check.fields if run.check else ())])
     p.window.clear()
 
 

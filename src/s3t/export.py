@@ -17,7 +17,6 @@ from safetensors.torch import save_file
 
 from s3t import __version__
 from s3t.checkpoint import CheckpointError, load_checkpoint
-from s3t.config import load_config
 from s3t.files import atomic_write, write_text
 
 CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"
@@ -77,8 +76,7 @@ def _headline(metrics: dict) -> str:
 def from_pretrained(path_or_repo: str | Path, device: str = "cpu"):
     """The frozen encoder of an exported folder (or a Hugging Face Hub repo id holding one), checked
     against tampering; no pickle is read."""
-    from s3t.encoder import Encoder, WaveEncoder
-    from s3t.models import build_encoder
+    from s3t.encoder import encoder_of
 
     folder = Path(path_or_repo)
     if not folder.is_dir():
@@ -94,13 +92,7 @@ def from_pretrained(path_or_repo: str | Path, device: str = "cpu"):
             raise CheckpointError(f"{folder / CONFIG}: its config or cache_meta differ from what was exported with "
                                   "the weights")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    cfg = load_config(base=record["config"])
-    backbone = build_encoder(cfg.model)
-    backbone.load_state_dict(tensors)
-    if backbone.input_kind == "wave":
-        return WaveEncoder(backbone, cfg.model, name=str(path_or_repo)).to(device)
-    compression = int(record["cache_meta"].get("time_compression", 1))
-    return Encoder(backbone, cfg.model, compression, name=str(path_or_repo)).to(device)
+    return encoder_of(record["config"], tensors, record["cache_meta"], str(path_or_repo), device)
 
 
 def saved_config(path: str | Path) -> dict:

@@ -20,7 +20,9 @@ from typing import Callable
 
 import torch
 
+from s3t import augment
 from s3t.config import Config
+from s3t.preprocess import model_input
 
 
 class Method(torch.nn.Module):
@@ -36,6 +38,12 @@ class Method(torch.nn.Module):
 
     def check_batch(self, global_batch: int, items: int) -> None:
         """Raise ValueError if this method cannot train on `items` items in global batches of `global_batch`."""
+
+
+def spectrogram_views(views: torch.Tensor, cfg: Config, gen: torch.Generator) -> torch.Tensor:
+    """Two log-CQT crops per item (B, 2, 84, T), augmented and pre-processed: (B, 2, 1, S, S) model inputs."""
+    x = model_input(augment.augment_views(views, cfg.augment, gen).flatten(0, 1), cfg.model)
+    return x.unflatten(0, (views.shape[0], 2))
 
 
 METHODS: dict[str, Callable[[Config], Method]] = {}

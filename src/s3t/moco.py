@@ -9,11 +9,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from s3t import augment
 from s3t.config import Config
-from s3t.methods import Method, register_method
+from s3t.methods import Method, register_method, spectrogram_views
 from s3t.models import build_encoder, has_batch_norm
-from s3t.preprocess import model_input
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +157,7 @@ class MoCo(Method):
         """One training step's loss on two-view crops (B, 2, 84, T) from tracks `groups` (B,), and
         MoCo's acc@1 (the fraction of queries whose positive key scores above every negative)."""
         views, groups = batch
-        B = views.shape[0]
-        x = model_input(augment.augment_views(views, self.config.augment, gen).flatten(0, 1), self.config.model)
-        x = x.unflatten(0, (B, 2))  # (B, 2, 1, S, S)
+        x = spectrogram_views(views, self.config, gen)  # (B, 2, 1, S, S)
         logits, labels = self.contrast(x[:, 0], x[:, 1], groups)  # (B, 1 + K), (B,)
         loss = F.cross_entropy(logits.float(), labels)
         return loss, {"acc1": float((logits.detach().argmax(1) == labels).float().mean())}
