@@ -84,6 +84,17 @@ def test_nan_policy_skip_keeps_going(cache, tmp_path):
     assert load_checkpoint(tmp_path / "last.pt")["progress"]["step"] == 6
 
 
+def test_a_run_whose_checkpoints_cannot_fit_on_the_disk_is_refused_before_its_first_step(cache, tmp_path):
+    with pytest.raises(TrainingError, match=r"needs [0-9.]+ GB for its checkpoints \(100000000 numbered, one every "
+                                            r"train.checkpoint_every=1 epochs.* GB free: raise"):
+        pretrain(tiny("optim.epochs=100000000", "train.checkpoint_every=1"), cache, tmp_path, progress=False)
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "log.csv").exists()
+    # a run capped by train.max_steps needs only the checkpoints of the epochs it reaches
+    pretrain(tiny("optim.epochs=100000000", "train.checkpoint_every=1", "train.max_steps=2"), cache, tmp_path,
+             progress=False)
+    assert load_checkpoint(tmp_path / "last.pt")["progress"]["step"] == 2
+
+
 def _command(kind: str, cache: Path, labeled: Path, out: Path) -> list[str]:
     """The CLI command of each method's training, small enough for a test; every one logs and
     checkpoints after each step, so that a kill lands between checkpoints of a running epoch."""

@@ -62,6 +62,33 @@ def test_logits_shape_labels_and_temperature():
     torch.testing.assert_close(logits[:, 1:], q @ queue / 0.2)
 
 
+def test_momentum_update_of_a_whole_encoder_equals_the_update_parameter_by_parameter():
+    target, source = tiny_moco().encoder_k, tiny_moco().encoder
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.randn_like(p))
+    # the loop it replaces, two kernels per parameter
+    expected = [t.detach().clone().mul_(0.99).add_(s.detach(), alpha=1 - 0.99)
+                for t, s in zip(target.parameters(), source.parameters())]
+    momentum_update(target, source, 0.99)
+    for got, want in zip(target.parameters(), expected):
+        assert torch.equal(got, want)
+
+
+def test_logits_are_float32_under_bf16_autocast():
+    # bf16 logits at τ 0.2 would be 0.04 apart near the positive; the loss must rank in float32
+    q = F.normalize(torch.randn(6, 32), dim=1)
+    k = F.normalize(torch.randn(6, 32), dim=1)
+    queue = F.normalize(torch.randn(32, 64), dim=0)
+    reference, _ = info_nce(q, k, queue, 0.2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, _ = info_nce(q.bfloat16(), k, queue, 0.2)
+        assert (q @ queue).dtype == torch.bfloat16  # what autocast would have done to the logits
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, info_nce(q.bfloat16().float(), k, queue, 0.2)[0], rtol=0, atol=1e-6)
+    assert (logits - reference).abs().max() < 0.05  # only q's own bf16 rounding remains
+
+
 def test_queue_receives_keys_and_pointer_wraps():
     m = tiny_moco(queue=12)
     x = [torch.randn(4, 1, 64, 64) for _ in range(4)]

@@ -9,6 +9,7 @@ import pytest
 
 from audio_fixtures import write_calm_busy_folder
 from s3t.cli import main as cli
+from s3t.checkpoint import load_checkpoint
 from s3t.monitor import knn_top1, probe_top1
 
 TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
@@ -51,5 +52,9 @@ def test_pretrain_logs_and_plots_the_monitor(labeled, tmp_path):
     assert (run / "loss.png").stat().st_size > 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["monitor_knn_top1"]["last"] == watched[3] and summary["steps"] == 15
+    probed = {int(r["epoch"]) + 1: float(r["probe_top1"]) for r in rows if r["probe_top1"]}
+    best_epoch = max(probed, key=lambda e: (probed[e], -e))  # the first epoch reaching the best reading
+    best = load_checkpoint(run / "best.pt")
+    assert best["progress"]["epoch"] == best_epoch and best["progress"]["best"] == probed[best_epoch]
     with pytest.raises(SystemExit):  # a monitor needs a dataset and a root
         cli(["pretrain", "--data", str(cache), "--out", str(run), "--monitor", "folder"])

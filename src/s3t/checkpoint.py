@@ -56,6 +56,16 @@ def content_crc32(obj, crc: int = 0) -> int:
     return zlib.crc32(repr(obj).encode(), crc)
 
 
+def checkpoint_bytes(method: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+    """About the size of one checkpoint of `method` trained by `opt`: its state and, for an optimiser
+    yet to take its first step, Adam's two moments per trainable parameter."""
+    size = sum(t.numel() * t.element_size() for t in method.state_dict().values())
+    moments = [v for state in opt.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+    if moments:
+        return size + sum(t.numel() * t.element_size() for t in moments)
+    return size + 2 * sum(p.numel() * p.element_size() for g in opt.param_groups for p in g["params"])
+
+
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write `state` (tensors, numbers, strings, lists, dicts) to `path` atomically: a reader
     sees the old file or the new one, never a half-written one, even after SIGKILL. The state's

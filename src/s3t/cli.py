@@ -17,6 +17,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _device(text: str) -> str:
+    from s3t.devices import resolve_device
+
+    try:
+        return str(resolve_device(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("device: ")) from None
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -41,7 +50,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="average-pool C CQT frames into one (the paper used 100)")
     p.add_argument("--clip-seconds", type=float, default=0.0, metavar="S",
                    help="cut each track into clips of S seconds after analysis (0: whole tracks)")
-    p.add_argument("--device", default="cpu", help="where the CQT runs: cpu, cuda, cuda:1 …")
+    p.add_argument("--device", type=_device, default="cpu", help="where the CQT runs: cpu, cuda, cuda:1 …")
     p.add_argument("--shard-mb", type=float, default=128.0, help="target shard size in MiB")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_prepare)
@@ -121,7 +130,7 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     _add_overrides(p)
     p.add_argument("--time-compression", type=_positive_int, default=1, metavar="C",
                    help="with --encoder random: the cache's time compression (a checkpoint knows its own)")
-    p.add_argument("--device", default="cpu", help="where the encoder runs: cpu, cuda …")
+    p.add_argument("--device", type=_device, default="cpu", help="where the encoder runs: cpu, cuda, cuda:1 …")
 
 
 def _encoder(args: argparse.Namespace):
@@ -320,7 +329,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe", required=True, help="a linear-eval output folder (holds probe.pt)")
     p.add_argument("--top", type=_positive_int, default=3, help="how many labels per file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=_device, default="cpu", help="where the encoder runs: cpu, cuda, cuda:1 …")
     p.set_defaults(func=_run_predict)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from s3t.devices import check_device_name
+
 
 def _check_range(name: str, pair: tuple, low: float, high: float | None = None) -> None:
     if len(pair) != 2 or pair[0] > pair[1] or pair[0] < low or (high is not None and pair[1] > high):
@@ -138,7 +140,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     method: str = "moco"  # what `s3t pretrain` trains: a name in s3t.methods.METHODS (moco, simclr, …)
-    device: str = "auto"  # auto (cuda when visible) | cpu | cuda
+    device: str = "auto"  # auto (a GPU when visible) | cpu | cuda | cuda:N; under torchrun each process takes its LOCAL_RANK's GPU
     batch_size: int = 128  # per process (GPU); the global batch is this × world size
     workers: int = 4  # DataLoader worker processes
     seed: int = 0
@@ -149,6 +151,10 @@ class TrainConfig:
     nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
     max_steps: int = 0  # stop after this many steps in total (tests, benchmarks); 0 = no limit
     monitor_every: int = 1  # epochs between readings of the --monitor set (k-NN and linear probe)
+
+    def __post_init__(self) -> None:
+        check_device_name(self.device, "train.device")
+        _check_choice("train.nan_policy", self.nan_policy, ("stop", "skip"))
 
 
 @dataclass

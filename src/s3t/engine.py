@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,9 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from s3t.checkpoint import load_checkpoint, restore_method, save_checkpoint, training_state
+from s3t.checkpoint import checkpoint_bytes, load_checkpoint, restore_method, save_checkpoint, training_state
 from s3t.config import Config, load_config, save_config
+from s3t.devices import resolve_device
 from s3t.files import append_csv_row, write_json
 from s3t.methods import Method
 from s3t.runlog import core_fields, plot_run, run_summary, trim_log
@@ -85,15 +87,18 @@ class Dist:
 
 
 def setup_distributed(device: str) -> Dist:
-    """Join the torchrun group when WORLD_SIZE > 1 (NCCL on GPU, gloo on CPU)."""
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    """Join the torchrun group when WORLD_SIZE > 1 (NCCL on GPU, gloo on CPU). On GPU, each of
+    torchrun's processes takes the GPU of its LOCAL_RANK; one process takes the one `device` names."""
+    dev = resolve_device(device, "train.device")
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
-    if use_cuda:
+    if dev.type == "cuda":
+        if world > 1 and dev.index is not None:
+            raise ValueError(f"train.device={device} names one GPU, but torchrun started {world} processes: use "
+                             "train.device=cuda (each process takes the GPU of its LOCAL_RANK)")
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else dev.index or 0)
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Dist(int(os.environ.get("RANK", "0")), world, dev)
 
 
@@ -142,23 +147,41 @@ def to_device(batch, device: torch.device):
     return batch.to(device, non_blocking=True)
 
 
+def step_seed(seed: int, step: int, stream: int, rank: int = 0) -> int:
+    """The seed of one random stream (1: drop-path, 2: augmentation) at one step on one rank. Each
+    rank draws its own, so the global batch has the variety of one batch of its size; rank 0 draws
+    what a single process draws."""
+    return seed_of(seed, step, stream, *([rank] if rank else []))
+
+
 def train_step(net: torch.nn.Module, method: Method, opt: torch.optim.Optimizer, batch, cfg: Config,
-               gen: torch.Generator, step: int, use_amp: bool) -> tuple[float, dict[str, float]]:
+               gen: torch.Generator, step: int, use_amp: bool, rank: int = 0
+               ) -> tuple[float, dict[str, float], bool]:
     """One optimiser step of `method` (through `net`, its DDP wrapper or itself) on a batch already on
-    its device; returns the loss and the method's stats. A non-finite loss takes no step."""
-    torch.manual_seed(seed_of(cfg.train.seed, step, 1))  # drop-path
-    gen.manual_seed(seed_of(cfg.train.seed, step, 2))  # augmentation
+    its device; returns the loss, the method's stats and whether the step was taken: a loss that is
+    not finite on some rank takes the step on no rank."""
+    torch.manual_seed(step_seed(cfg.train.seed, step, 1, rank))  # drop-path
+    gen.manual_seed(step_seed(cfg.train.seed, step, 2, rank))  # augmentation
     with torch.autocast(gen.device.type, dtype=torch.bfloat16, enabled=use_amp):
         loss, stats = net(batch, gen)
     opt.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss):
-        return float(loss.detach()), stats
+    if not _finite_on_every_rank(loss):
+        return float(loss.detach()), stats, False
     loss.backward()
     if cfg.optim.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
     opt.step()
     method.after_step()
-    return float(loss.detach()), stats
+    return float(loss.detach()), stats, True
+
+
+def _finite_on_every_rank(loss: torch.Tensor) -> bool:
+    """Under DDP every rank must take or skip a step together: one rank skipping backward() while the
+    others all-reduce their gradients would put the collectives out of step and hang the job."""
+    finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite)
 
 
 @dataclass
@@ -209,7 +232,10 @@ def fit(method: Method, dataset: torch.utils.data.Dataset, cfg: Config, out: str
                             "lower train.batch_size")
     net = torch.nn.parallel.DistributedDataParallel(method, broadcast_buffers=False) if ctx.world > 1 else method
     run = Run(method, net, build_optimizer(method, cfg), cfg, ctx, out, sampler, check, cache_meta or {}, meta or {})
-    _start(run, resume)
+    # a worker that torchrun restarts after a failure (--max-restarts) goes on from last.pt by itself
+    _start(run, resume or int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0)
+    if ctx.main:
+        _check_disk(run)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
                                          num_workers=cfg.train.workers, drop_last=True,
                                          pin_memory=ctx.device.type == "cuda",
@@ -248,6 +274,27 @@ def _start(run: Run, resume: bool) -> None:
         trim_log(run.out / "log.csv", run.progress.step, run.fields)
 
 
+def _check_disk(run: Run) -> None:
+    """Refuse, before the first step, a run whose checkpoints would not fit on the disk of its folder:
+    last.pt (twice while it is replaced atomically), best.pt with a selecting check, and the
+    numbered checkpoints still to come (every `train.checkpoint_every` epochs and the last)."""
+    cfg, p = run.cfg, run.progress
+    end = cfg.optim.epochs
+    if cfg.train.max_steps:
+        end = min(end, -(-cfg.train.max_steps // run.sampler.batches_per_epoch))
+    every = cfg.train.checkpoint_every
+    numbered = end // every - p.epoch // every + (end % every > 0 and end > p.epoch)
+    files = numbered + 2 + (1 if run.check and run.check.select else 0)
+    size = checkpoint_bytes(run.method, run.opt)
+    free = shutil.disk_usage(run.out).free
+    if files * size > free:
+        raise TrainingError(
+            f"this run needs {files * size / 1e9:.1f} GB for its checkpoints ({numbered} numbered, one every "
+            f"train.checkpoint_every={every} epochs, and last.pt/best.pt, "
+            f"{size / 1e9:.2f} GB each) but {run.out} has {free / 1e9:.1f} GB free: raise train.checkpoint_every "
+            f"or make room")
+
+
 def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Generator,
                     clock: tuple[float, int], progress: bool) -> None:
     """The steps of the current epoch from where the run stands, logging and checkpointing as configured."""
@@ -263,9 +310,9 @@ def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Ge
         lr = cosine_lr(p.step, total, warmup, base_lr, cfg.optim.min_lr)
         for group in run.opt.param_groups:
             group["lr"] = lr
-        loss, stats = train_step(run.net, run.method, run.opt, to_device(batch, run.ctx.device), cfg, gen,
-                                 p.step, use_amp)
-        if not math.isfinite(loss):
+        loss, stats, taken = train_step(run.net, run.method, run.opt, to_device(batch, run.ctx.device), cfg, gen,
+                                        p.step, use_amp, run.ctx.rank)
+        if not taken:
             _non_finite(run, loss)
         p.step += 1
         p.window.append((loss, stats))
@@ -287,8 +334,8 @@ def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Ge
 def _non_finite(run: Run, loss: float) -> None:
     p, last = run.progress, run.out / "last.pt"
     if run.cfg.train.nan_policy == "stop":
-        raise TrainingError(f"non-finite loss ({loss}) at epoch {p.epoch}, step {p.step}; the last good "
-                            f"checkpoint is {last if last.exists() else 'not written yet'}")
+        raise TrainingError(f"non-finite loss at epoch {p.epoch}, step {p.step} (this process's: {loss}); the "
+                            f"last good checkpoint is {last if last.exists() else 'not written yet'}")
     log.warning("non-finite loss at step %d: step skipped (nan_policy=skip)", p.step)
 
 

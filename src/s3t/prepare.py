@@ -18,6 +18,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from s3t import audio
 from s3t.cache import CacheWriter, Track
+from s3t.devices import resolve_device
 from s3t.files import write_json
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ def prepare(
     """
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    _check_device(device)
+    device = str(resolve_device(device))
     start = time.perf_counter()
     sources = list_sources(input_path)
     if clip_seconds < 0:
@@ -217,15 +218,6 @@ def prepare(
     summary.wall_seconds = time.perf_counter() - start
     _save_summary(Path(out), summary)
     return summary
-
-
-def _check_device(device: str) -> None:
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; expected cpu, cuda or cuda:N") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but no CUDA device is visible; use --device cpu")
 
 
 def _save_summary(out: Path, summary: PrepareSummary) -> None:

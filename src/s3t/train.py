@@ -103,7 +103,7 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
              progress: bool = True, monitor: Monitor | None = None) -> Path:
     """Pre-train `cfg.train.method` on the cache `data` (its `split` tracks only, if given), writing
     logs and checkpoints to `out`; returns last.pt. With a `monitor`, its validation readings are
-    taken every `train.monitor_every` epochs."""
+    taken every `train.monitor_every` epochs and the checkpoint with the best probe reading is kept as best.pt."""
     ctx = setup_distributed(cfg.train.device)
     cache = open_cache(data)
     cache.verify()  # a damaged shard would train on garbage without a sound
@@ -118,6 +118,6 @@ def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fals
     if monitor is not None:
         compression = int(cache.meta.get("time_compression", 1))
         check = EpochCheck(lambda m: monitor.measure(m.encoder, cfg.model, compression), ("knn_top1", "probe_top1"),
-                           cfg.train.monitor_every)
+                           cfg.train.monitor_every, select="probe_top1")
     return fit(method, two_view_dataset(method, cache, tracks, cfg), cfg, out, resume=resume, progress=progress,
                check=check, cache_meta=cache.meta)
