@@ -34,6 +34,7 @@ def case(tmp: Path, cache: Path, name: str) -> tuple[list[str], str]:
         "pretrain, fold too deep": (run + ["model.fold=4", "model.input_size=256"], "lower model.fold"),
         "pretrain, wrong type": (run + ["optim.lr=fast"], "optim.lr: expected float"),
         "pretrain, unknown key": (run + ["optim.learning_rate=1e-3"], "unknown key optim.learning_rate"),
+        "pretrain, a GPU this machine lacks": (run + ["train.device=cuda:7"], "train.device=cuda:7: "),
         "pretrain, not a cache": (["pretrain", "--data", str(tmp), "--out", str(tmp / "r")], "index.sqlite"),
         "linear-eval, missing root": (["linear-eval", "--dataset", "gtzan", "--root", str(tmp / "none"),
                                        "--encoder", "random", "--out", str(tmp / "o")], "genres/blues/blues.00000.wav"),
@@ -48,7 +49,7 @@ def case(tmp: Path, cache: Path, name: str) -> tuple[list[str], str]:
 
 
 NAMES = ["prepare, missing input", "pretrain, impossible geometry", "pretrain, fold too deep", "pretrain, wrong type",
-         "pretrain, unknown key", "pretrain, not a cache", "linear-eval, missing root",
+         "pretrain, unknown key", "pretrain, a GPU this machine lacks", "pretrain, not a cache", "linear-eval, missing root",
          "linear-eval, fma without tracks.csv", "embed, missing checkpoint", "predict, folder without a probe"]
 
 
@@ -65,6 +66,8 @@ def test_bad_input_fails_at_once_naming_the_problem(name, cache, tmp_path, capsy
     (["prepare", "x", "--out", "c", "--workers", "-1"], "must be a whole number >= 0"),
     (["linear-eval", "--dataset", "imagenet", "--root", "r", "--encoder", "random", "--out", "o"], "invalid choice"),
     (["embed", "x", "--out", "f.npz"], "one of the arguments --checkpoint --encoder is required"),
+    (["embed", "x", "--encoder", "random", "--out", "f.npz", "--device", "gpu0"], "unknown device 'gpu0'"),
+    (["prepare", "x", "--out", "c", "--device", "cuda:"], "expected auto, cpu, cuda or cuda:N"),
 ])
 def test_bad_flags_are_argparse_errors(args, message, capsys):
     with pytest.raises(SystemExit) as e:

@@ -16,7 +16,7 @@ def test_defaults_are_the_papers_numbers():
     assert (cfg.optim.lr, cfg.optim.lr_batch, cfg.optim.weight_decay, cfg.optim.epochs,
             cfg.optim.warmup_epochs) == (5e-4, 512, 0.05, 400, 20)
     assert cfg.train.batch_size == 128
-    assert load_config([CONFIGS / "paper.yaml"]) == Config(train=Config().train.__class__(workers=8))
+    assert load_config([CONFIGS / "paper.yaml"]) == Config(train=Config().train.__class__(workers=8, checkpoint_every=20))
 
 
 def test_layering_files_then_overrides(tmp_path):
@@ -39,6 +39,9 @@ def test_layering_files_then_overrides(tmp_path):
     ("augment.crop_ratio=[0.1]", "expected a list of 2"),
     ("augment.shift_p=2", "shift_p is a probability"),
     ("lr=1", "expected section.key=value"),
+    ("train.device=gpu", "train.device: unknown device 'gpu'; expected auto, cpu, cuda or cuda:N"),
+    ("train.device=cuda0", "train.device: unknown device 'cuda0'"),
+    ("train.nan_policy=ignore", "train.nan_policy must be one of stop, skip"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,20 +1,28 @@
-"""Rank-dependent behaviour of the engine in real two-process gloo runs under torchrun:
-each rank draws its own augmentations, and a non-finite loss on one rank is met by all."""
+"""The engine in real two-process gloo runs under torchrun: each rank draws its own augmentations,
+a non-finite loss on one rank is met by all, and a rank killed mid-run either restarts the job
+from last.pt (--max-restarts) or ends it with an error, never a hang."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import torch
+
+from s3t.checkpoint import load_checkpoint
+
 WORKER = Path(__file__).parent / "ddp_worker.py"
+TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _run(out: Path, nan_policy: str, nan_step: int, processes: int) -> subprocess.CompletedProcess:
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] if processes > 1 else []
     cmd = [sys.executable, *launcher, str(WORKER), str(out), nan_policy, str(nan_step)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=ENV)
 
 
 def _rank(out: Path, r: int) -> dict:
@@ -42,3 +50,56 @@ def test_a_nan_on_one_rank_under_stop_ends_every_rank_with_the_error_not_a_hang(
         record = _rank(tmp_path, r)
         assert "non-finite loss at epoch 1, step 2" in record["error"]
         assert record["taken"] == [0, 1]
+
+
+def _pretrain(out: Path, cache: Path, restarts: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "--max-restarts", str(restarts), "-m", "s3t", "pretrain", "--data", str(cache), "--out", str(out),
+            "--config", str(TINY), "--no-progress", "--set", "train.batch_size=4", "optim.epochs=4",
+            "train.device=cpu", "train.workers=0", "train.checkpoint_steps=1", "train.log_every=1"]
+
+
+def _kill_rank_1_after_step_2(out: Path, proc: subprocess.Popen) -> None:
+    """SIGKILL the rank-1 worker of the run writing to `out` once its log reaches step 2."""
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        log = out / "log.csv"
+        if log.exists() and len(log.read_text().splitlines()) > 2:
+            break
+        time.sleep(0.05)
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(out).encode() in cmdline and b"RANK=1" in environ:
+            os.kill(pid, signal.SIGKILL)
+            return
+    raise AssertionError("no rank-1 worker found to kill")
+
+
+def test_a_rank_killed_mid_run_restarts_the_job_from_last_pt_and_reaches_the_same_weights(cache, tmp_path):
+    reference = subprocess.run(_pretrain(tmp_path / "ref", cache, 0), capture_output=True, text=True, timeout=180,
+                               env=ENV)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_pretrain(run, cache, 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV)
+    _kill_rank_1_after_step_2(run, proc)
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "resumed" in stderr  # the restarted workers went on from last.pt without being told
+    want, got = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(run / "last.pt")
+    assert got["progress"] == want["progress"]
+    for part in ("encoder", "method_state"):
+        for key, value in want[part].items():
+            assert torch.equal(got[part][key], value), key
+
+
+def test_a_rank_that_dies_for_good_ends_the_job_with_an_error(cache, tmp_path):
+    proc = subprocess.Popen(_pretrain(tmp_path, cache, 0), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV)
+    _kill_rank_1_after_step_2(tmp_path, proc)
+    _, stderr = proc.communicate(timeout=120)  # the hang detector
+    assert proc.returncode != 0 and "SIGKILL" in stderr
