@@ -5,6 +5,8 @@ For each config, in one run and at the same batch B:
   (b) the full training step (augment + pre-process + query and key encoders + loss + backward
       + optimiser + EMA + queue) on batches already in memory, and its parts timed alone,
   (c) DataLoader throughput from a cache (two crops per track) against what (b) consumes;
+  (d) the cost of one item's two crops from a 4-min track against a 30-s clip (it should not grow
+      with the track: a resized crop reads only the frames its interpolation uses);
 plus FLOPs per sample (torch.utils.flop_counter) and achieved FLOP/s against a measured fp32
 matmul peak on the same machine.
 
@@ -15,15 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from s3t.cache import open_cache
+from s3t.cache import CacheWriter, Track, open_cache
+from s3t.prepare import cache_meta
 from s3t.config import load_config
 from s3t.engine import EpochSampler, build_optimizer, train_step
+from s3t.augment import resize_time, sample_crop_windows
 from s3t.methods import build_method, spectrogram_views
 from s3t.train import TwoCropDataset
 
@@ -95,6 +101,36 @@ def bench_config(name: str, batch: int, steps: int, cache_path: str | None, work
     return result
 
 
+def crop_cost(name: str, repeats: int = 200) -> dict:
+    """Seconds per item (the paper's two resized crops) from a 4-min track and from a 30-s clip of one cache."""
+    cfg = load_config([name])
+    meta = cache_meta(time_compression=1, clip_seconds=0.0)
+    with tempfile.TemporaryDirectory() as root:
+        writer = CacheWriter(root, meta)
+        rng = np.random.default_rng(0)
+        for seconds in (30, 240):
+            spec = (rng.standard_normal((round(seconds * meta["frame_rate"]), 84)) * 20 - 40).astype(np.float16)
+            writer.add(Track(f"t{seconds}", f"t{seconds}.wav", spec, float(seconds), {}))
+        writer.close()
+        dataset = TwoCropDataset(open_cache(root), [0, 1], cfg.model.frames, cfg.augment, seed=0)
+        cache, gen = dataset.cache, torch.Generator().manual_seed(0)
+
+        def whole_crops(i):  # what a crop cost before: copy the whole window, then resize it
+            windows = sample_crop_windows(int(cache.frames[i]), cfg.augment.crop_ratio, 2, gen)
+            return [resize_time(torch.from_numpy(np.array(cache.crop(i, s, n), dtype=np.float32)), cfg.model.frames)
+                    for s, n in windows]
+
+        now, before = {}, {}
+        for i, seconds in enumerate((30, 240)):
+            epochs = iter(range(10**9))
+            now[seconds] = mean_time(lambda: dataset[next(epochs), i], repeats)
+            before[seconds] = mean_time(lambda: whole_crops(i), repeats)
+    return {"config": name, "crop_s": {"30s_clip": now[30], "4min_track": now[240]},
+            "4min_over_30s": now[240] / now[30],
+            "whole_window_crop_s": {"30s_clip": before[30], "4min_track": before[240]},
+            "whole_window_4min_over_30s": before[240] / before[30]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", help="a prepared cache for the loader measurement")
@@ -111,6 +147,7 @@ def main() -> None:
         r["fraction_of_matmul_peak"] = r["achieved_gflops_bare"] * 1e9 / peak
         results["configs"].append(r)
         print(json.dumps(r, indent=2), flush=True)
+    results["crop_cost"] = crop_cost(args.configs[0])
     print(json.dumps({k: v for k, v in results.items() if k != "configs"}, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

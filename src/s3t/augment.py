@@ -8,6 +8,7 @@ the data lives (it needs random access to the cache); the rest runs on whole bat
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from s3t.audio import FLOOR_DB
@@ -48,6 +49,29 @@ def resize_time(x: torch.Tensor, n_frames: int) -> torch.Tensor:
     y = torch.nn.functional.interpolate(x.reshape(-1, F, L).float(), size=n_frames, mode="linear",
                                         align_corners=False)
     return y.reshape(*lead, F, n_frames)
+
+
+def linear_taps(length: int, n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where `resize_time` of `length` frames to `n_frames` reads: for each output frame, its two
+    source frames and the weight of the second (PyTorch's linear, align_corners=False, in float32)."""
+    scale = np.float32(length) / np.float32(n_frames)
+    source = np.maximum(scale * (np.arange(n_frames, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5),
+                        np.float32(0))
+    first = source.astype(np.int64)
+    return first, np.minimum(first + 1, length - 1), (source - first).astype(np.float32)
+
+
+def resized_crop(read, start: int, length: int, n_frames: int) -> torch.Tensor:
+    """Frames [start, start + length) resized to n_frames, as `resize_time` does, from `read(positions)`
+    -> (F, len(positions)). At most 2 · n_frames frames are read (the ones the interpolation uses),
+    so the cost does not grow with the crop, or the track it is cut from."""
+    if length <= 2 * n_frames:  # (nearly) every frame is used: read them all, let PyTorch resize
+        return resize_time(torch.from_numpy(np.array(read(np.arange(start, start + length)), dtype=np.float32)),
+                           n_frames)
+    first, second, weight = linear_taps(length, n_frames)
+    a = np.asarray(read(start + first), dtype=np.float32)
+    b = np.asarray(read(start + second), dtype=np.float32)
+    return torch.from_numpy(a * (1 - weight) + b * weight)
 
 
 def multi_crop(spec: torch.Tensor, n_frames: int, cfg: AugmentConfig, n_crops: int = 2,

@@ -247,6 +247,13 @@ class Cache:
         base = self.offset[i]
         return self._map(int(self.shard[i]))[base + start : base + start + length].T
 
+    def frames_at(self, i: int, positions: np.ndarray) -> np.ndarray:
+        """Frames `positions` (ascending) of track i as an (84, len(positions)) float16 array: a read
+        of those frames only, however long the track."""
+        if len(positions) and (positions[0] < 0 or positions[-1] >= self.frames[i]):
+            raise IndexError(f"frames {positions[0]}…{positions[-1]} outside track {i} of {self.frames[i]} frames")
+        return self._map(int(self.shard[i]))[self.offset[i] + positions].T
+
     def __getitem__(self, i: int) -> np.ndarray:
         """The whole track i as a (84, frames) float16 array (a view of the memory map)."""
         return self.crop(i, 0, int(self.frames[i]))

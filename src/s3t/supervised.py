@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,7 @@ class LabelledCrops(torch.utils.data.Dataset):
         item = self.indices[i]
         gen = torch.Generator().manual_seed(seed_of(self.seed, epoch, item))
         ((start, n),) = augment.sample_crop_windows(int(self.cache.frames[item]), self.crop_ratio, 1, gen)
-        crop = torch.from_numpy(np.array(self.cache.crop(item, start, n), dtype=np.float32))
-        return augment.resize_time(crop, self.frames), self.targets[i]
+        return augment.resized_crop(partial(self.cache.frames_at, item), start, n, self.frames), self.targets[i]
 
 
 class Supervised(Method):

@@ -8,6 +8,7 @@ The method is `train.method` (`s3t.methods`); its two views of each item come fr
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,7 @@ class TwoCropDataset(torch.utils.data.Dataset):
         gen = torch.Generator().manual_seed(seed_of(self.seed, epoch, item))
         if self.cfg.positives == "item" and self.cfg.crop == "ratio":  # the paper's: both windows in one draw
             windows = augment.sample_crop_windows(int(self.cache.frames[item]), self.cfg.crop_ratio, 2, gen)
-            crops = [torch.from_numpy(np.array(self.cache.crop(item, s, n), dtype=np.float32)) for s, n in windows]
-            return torch.stack([augment.resize_time(c, self.frames) for c in crops]), self.groups[item]
+            return torch.stack([self._resized(item, s, n) for s, n in windows]), self.groups[item]
         second = item
         if self.cfg.positives == "track":
             clips = self.clips_of[self.groups[item]]
@@ -76,8 +76,10 @@ class TwoCropDataset(torch.utils.data.Dataset):
             start = int(torch.randint(0, total - self.frames + 1, (1,), generator=gen))
             return torch.from_numpy(np.array(self.cache.crop(item, start, self.frames), dtype=np.float32))
         (start, n), = augment.sample_crop_windows(total, self.cfg.crop_ratio, 1, gen)
-        crop = torch.from_numpy(np.array(self.cache.crop(item, start, n), dtype=np.float32))
-        return augment.resize_time(crop, self.frames)
+        return self._resized(item, start, n)
+
+    def _resized(self, item: int, start: int, length: int) -> torch.Tensor:
+        return augment.resized_crop(partial(self.cache.frames_at, item), start, length, self.frames)
 
 
 def select_tracks(cache: Cache, split: str | None) -> list[int]:
