@@ -91,7 +91,7 @@ def test_a_rank_killed_mid_run_restarts_the_job_from_last_pt_and_reaches_the_sam
     assert proc.returncode == 0, stderr[-3000:]
     assert "resumed" in stderr  # the restarted workers went on from last.pt without being told
     want, got = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(run / "last.pt")
-    assert got["progress"] == want["progress"]
+    assert (got["progress"]["step"], got["progress"]["epoch"]) == (want["progress"]["step"], want["progress"]["epoch"])
     for part in ("encoder", "method_state"):
         for key, value in want[part].items():
             assert torch.equal(got[part][key], value), key

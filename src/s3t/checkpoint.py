@@ -11,7 +11,7 @@ A training checkpoint (`last.pt`, `epochNNNN.pt`, `best.pt`, whatever method wro
 | `encoder` | the encoder's state dict, unprefixed: `load_encoder` builds `config.model` and loads it |
 | `method_state` | the rest of the method's state dict (heads, key encoder, queue …) |
 | `optimizer` | the optimiser's state dict |
-| `progress` | `{"step", "epoch", "best"}`: where the run stands |
+| `progress` | `{"step", "epoch", "best", "elapsed"}`: where the run stands (elapsed: seconds trained) |
 | `cache_meta` | the meta of the cache it trained on (time compression, clip length …) |
 | `meta` | what the run describes itself by (a supervised run's classes and dataset) |
 

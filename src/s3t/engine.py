@@ -122,6 +122,7 @@ class Progress:
     step: int = 0
     epoch: int = 0
     best: float = -math.inf  # the best `EpochCheck.select` reading so far
+    elapsed: float = 0.0  # seconds of training before this process took the run over
     window: list = field(default_factory=list)  # (loss, stats) of the steps since the last log row
     readings: dict = field(default_factory=dict)  # the check's readings at the end of this epoch
 
@@ -199,6 +200,12 @@ class Run:
     cache_meta: dict
     meta: dict
     progress: Progress = field(default_factory=Progress)
+    clock: tuple[float, int] = (0.0, 0)  # when, and at which step, this process started training
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of training so far, over every process that worked on the run."""
+        return self.progress.elapsed + time.perf_counter() - self.clock[0]
 
     @property
     def epoch_complete(self) -> bool:
@@ -213,7 +220,8 @@ class Run:
         if self.ctx.main:
             p = self.progress
             save_checkpoint(self.out / name, training_state(
-                self.method, self.opt, self.cfg, {"step": p.step, "epoch": p.epoch, "best": p.best},
+                self.method, self.opt, self.cfg,
+                {"step": p.step, "epoch": p.epoch, "best": p.best, "elapsed": self.elapsed},
                 self.cache_meta, self.meta))
 
 
@@ -241,9 +249,9 @@ def fit(method: Method, dataset: torch.utils.data.Dataset, cfg: Config, out: str
                                          pin_memory=ctx.device.type == "cuda",
                                          persistent_workers=cfg.train.workers > 0)
     gen = torch.Generator(device=ctx.device)
-    clock = (time.perf_counter(), run.progress.step)
+    run.clock = (time.perf_counter(), run.progress.step)
     while run.progress.epoch < cfg.optim.epochs and not _done(run.progress.step, cfg):
-        train_one_epoch(run, loader, gen, clock, progress)
+        train_one_epoch(run, loader, gen, progress)
         if run.epoch_complete:
             _end_epoch(run)
         run.save("last.pt")
@@ -264,7 +272,7 @@ def _start(run: Run, resume: bool) -> None:
         restore_method(run.method, ckpt)
         run.opt.load_state_dict(ckpt["optimizer"])
         p = ckpt["progress"]
-        run.progress = Progress(p["step"], p["epoch"], p.get("best", -math.inf))
+        run.progress = Progress(p["step"], p["epoch"], p.get("best", -math.inf), p.get("elapsed", 0.0))
         log.info("resumed %s at epoch %d, step %d", last, p["epoch"], p["step"])
     elif resume:
         log.info("nothing to resume in %s: starting afresh", run.out)
@@ -295,8 +303,7 @@ def _check_disk(run: Run) -> None:
             f"or make room")
 
 
-def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Generator,
-                    clock: tuple[float, int], progress: bool) -> None:
+def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Generator, progress: bool) -> None:
     """The steps of the current epoch from where the run stands, logging and checkpointing as configured."""
     cfg, p, sampler = run.cfg, run.progress, run.sampler
     steps_per_epoch = sampler.batches_per_epoch
@@ -316,7 +323,7 @@ def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Ge
             _non_finite(run, loss)
         p.step += 1
         p.window.append((loss, stats))
-        rate = (p.step - clock[1]) * cfg.train.batch_size * run.ctx.world / (time.perf_counter() - clock[0])
+        rate = (p.step - run.clock[1]) * cfg.train.batch_size * run.ctx.world / (time.perf_counter() - run.clock[0])
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}",
                         **{k: f"{v:.2f}" for k, v in stats.items()})
         if run.ctx.main and run.epoch_complete and run.check and run.check.due(p.epoch + 1, cfg.optim.epochs):
@@ -324,7 +331,7 @@ def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Ge
             log.info("epoch %d: %s", p.epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in p.readings.items()))
         # an epoch's last steps, and a run's, are never left unlogged
         if run.ctx.main and (p.step % cfg.train.log_every == 0 or run.epoch_complete or _done(p.step, cfg)):
-            _log_row(run, lr, rate, time.perf_counter() - clock[0])
+            _log_row(run, lr, rate, run.elapsed)
         if cfg.train.checkpoint_steps and p.step % cfg.train.checkpoint_steps == 0:
             run.save("last.pt")
         if _done(p.step, cfg):
