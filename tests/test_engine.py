@@ -95,6 +95,21 @@ def test_a_run_whose_checkpoints_cannot_fit_on_the_disk_is_refused_before_its_fi
     assert load_checkpoint(tmp_path / "last.pt")["progress"]["step"] == 2
 
 
+def test_compiled_training_keeps_checkpoint_keys_and_weights(cache, tmp_path):
+    # the eager backend traces with dynamo and runs the same kernels: the weights must not move at all
+    from torch._dynamo.utils import counters
+
+    plain = load_checkpoint(pretrain(tiny("optim.epochs=1"), cache, tmp_path / "plain", progress=False))
+    counters.clear()
+    compiled = load_checkpoint(pretrain(tiny("optim.epochs=1", "train.compile=true", "train.compile_backend=eager"),
+                                        cache, tmp_path / "compiled", progress=False))
+    assert counters["stats"]["unique_graphs"] > 0  # it was compiled
+    for part in ("encoder", "method_state"):
+        assert compiled[part].keys() == plain[part].keys()
+        for key, value in plain[part].items():
+            assert torch.equal(compiled[part][key], value), key
+
+
 def _command(kind: str, cache: Path, labeled: Path, out: Path) -> list[str]:
     """The CLI command of each method's training, small enough for a test; every one logs and
     checkpoints after each step, so that a kill lands between checkpoints of a running epoch."""

@@ -73,3 +73,15 @@ def test_rows_pooling_keeps_the_frequency_axis():
     assert torch.allclose(stats(x), torch.cat([tokens.mean(2).flatten(1), tokens.std(2).flatten(1)], 1))
     with pytest.raises(ValueError, match="model.pooling must be one of mean, rows, rows_stats; got 'max'"):
         ModelConfig(pooling="max")
+
+
+def test_fused_attention_is_the_same_function_of_the_same_weights():
+    from s3t.models import fuse_attention
+
+    torch.manual_seed(0)
+    encoder = build_encoder(ModelConfig(name="swin_nano", input_size=64, preprocessor="freq_tile", drop_path=0.0)).eval()
+    x = torch.randn(3, 1, 64, 64)
+    with torch.no_grad():
+        plain = encoder(x)
+        assert fuse_attention(encoder) == 4  # one attention block per stage of swin_nano
+        torch.testing.assert_close(encoder(x), plain, rtol=1e-4, atol=1e-5)

@@ -205,3 +205,12 @@ def build_encoder(cfg: ModelConfig) -> torch.nn.Module:
     if encoder.input_kind == "spectrogram":
         check_geometry(cfg.preprocessor, cfg.input_size, cfg.segments)
     return encoder
+
+
+def fuse_attention(module: torch.nn.Module) -> int:
+    """Switch every timm attention block in `module` to PyTorch's fused scaled-dot-product attention
+    (off by default in timm's Swin); the same function of the same weights. Returns how many."""
+    blocks = [m for m in module.modules() if hasattr(m, "fused_attn")]
+    for m in blocks:
+        m.fused_attn = True
+    return len(blocks)
