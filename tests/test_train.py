@@ -2,6 +2,7 @@ import csv
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -65,12 +66,16 @@ def test_too_little_data_and_bad_queue_fail_at_once(cache, tmp_path):
         pretrain(tiny("model.fold=3"), cache, tmp_path, progress=False)
 
 
-def test_torchrun_two_cpu_processes(cache, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "s3t", "pretrain", "--data", str(cache), "--out", str(tmp_path), "--config", str(TINY),
-           "--set", "train.batch_size=4", "--set", "optim.epochs=2", "--set", "train.device=cpu", "--no-progress"]
+def _torchrun(launcher: list[str], cache: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "s3t", "pretrain", "--data", str(cache),
+            "--out", str(out), "--config", str(TINY), "--set", "train.batch_size=4", "--set", "optim.epochs=2",
+            "--set", "train.device=cpu", "--no-progress"]
+
+
+def test_torchrun_two_cpu_processes_on_one_node_and_on_two(cache, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    one_node = ["--standalone", "--nproc_per_node", "2"]
+    result = subprocess.run(_torchrun(one_node, cache, tmp_path), capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "all 2 ranks hold the same weights" in result.stderr
     ckpt = load_checkpoint(tmp_path / "last.pt")
@@ -78,6 +83,20 @@ def test_torchrun_two_cpu_processes(cache, tmp_path):
     assert ckpt["progress"]["step"] == 4
     assert int(ckpt["method_state"]["queue_ptr"]) == (4 * 8) % 64
     assert not torch.equal(ckpt["method_state"]["queue"][:, :8], ckpt["method_state"]["queue"][:, 8:16])
+    # two "nodes": two launchers of one process each, meeting at a c10d rendezvous on this machine
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    two_nodes = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d", "--rdzv_id", "s3t-test",
+                 "--rdzv_endpoint", f"127.0.0.1:{port}"]
+    nodes = [subprocess.Popen(_torchrun(two_nodes, cache, tmp_path / "nodes"), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    errors = [node.communicate(timeout=300)[1] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], errors[0][-2000:] + errors[1][-2000:]
+    spread = load_checkpoint(tmp_path / "nodes" / "last.pt")
+    for part in ("encoder", "method_state"):
+        for key, value in ckpt[part].items():
+            assert torch.equal(spread[part][key], value), key
 
 
 def test_clips_of_one_track_share_a_group(tmp_path):
