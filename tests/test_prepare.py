@@ -15,6 +15,7 @@ import torch
 from audio_fixtures import write_broken_files, write_music
 from s3t import audio
 from s3t.cache import CacheError, open_cache
+from s3t.checkpoint import load_checkpoint
 from s3t.prepare import InputError, list_sources, log_cqt_frames, prepare
 
 
@@ -189,6 +190,36 @@ def test_pretrain_and_embed_refuse_a_flipped_bit_and_prepare_rebuilds_it(corpus,
 
 def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "s3t", *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_parts_prepared_apart_are_read_as_one_corpus(corpus, prepared, tmp_path):
+    from s3t.cache import Corpus, open_corpus
+    from s3t.cli import main as cli
+
+    parts = [tmp_path / f"part{k}" for k in (1, 2)]
+    for k, out in enumerate(parts, 1):
+        assert cli(["prepare", str(corpus), "--out", str(out), "--workers", "0", "--part", f"{k}/2",
+                    "--no-progress"]) == 0
+    whole = open_cache(prepared)
+    ids = [open_cache(p).track_ids for p in parts]
+    assert [len(i) for i in ids] == [3, 3] and not set(ids[0]) & set(ids[1])
+    both = open_corpus(parts)
+    assert isinstance(both, Corpus) and sorted(both.track_ids) == whole.track_ids
+    for i, track in enumerate(both.track_ids):  # every item reads as it does from the whole cache
+        j = whole.track_ids.index(track)
+        assert both.frames[i] == whole.frames[j] and np.array_equal(both[i], whole[j])
+        assert np.array_equal(both.frames_at(i, np.array([0, 2])), whole.crop(j, 0, 3)[:, [0, 2]])
+    # pretraining reads the parts as one corpus: 6 tracks, one batch of 6 per epoch
+    run = tmp_path / "run"
+    assert cli(["pretrain", "--data", *map(str, parts), "--out", str(run), "--config", "tiny", "--no-progress",
+                "--set", "train.batch_size=6", "moco.queue_size=12", "optim.epochs=2", "train.workers=0"]) == 0
+    assert load_checkpoint(run / "last.pt")["progress"]["step"] == 2
+    # caches prepared differently are not one corpus
+    prepare(corpus, tmp_path / "pooled", workers=0, time_compression=4, progress=False)
+    with pytest.raises(CacheError, match="must be prepared alike"):
+        open_corpus([parts[0], tmp_path / "pooled"])
+    with pytest.raises(SystemExit):
+        cli(["prepare", str(corpus), "--out", str(tmp_path / "x"), "--part", "3/2"])
 
 
 def test_cli_prepare_end_to_end(tmp_path):

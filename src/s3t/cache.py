@@ -19,6 +19,7 @@ import sqlite3
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -313,6 +314,67 @@ class Cache:
                              "run `s3t prepare` again with the same input: it rebuilds them")
 
 
+class Corpus:
+    """Several caches read as one (`s3t pretrain --data A B …`, e.g. the parts of one manifest that
+    `s3t prepare --part K/N` built on N machines): the items of each in turn, with the reading API of
+    `Cache`. The caches must have been prepared alike (same meta)."""
+
+    def __init__(self, caches: Sequence[Cache]):
+        for c in caches[1:]:
+            if c.meta != caches[0].meta:
+                raise CacheError(f"{c.root} was prepared with {c.meta}, {caches[0].root} with {caches[0].meta}: "
+                                 "caches read as one corpus must be prepared alike")
+        self.parts, self.meta = list(caches), caches[0].meta
+        self.root = Path(caches[0].root)  # where messages point first
+        self.track_ids = [t for c in caches for t in c.track_ids]
+        self.frames = np.concatenate([c.frames for c in caches])
+        self.durations = np.concatenate([c.durations for c in caches])
+        self._part = np.repeat(np.arange(len(caches)), [len(c) for c in caches])
+        self._local = np.concatenate([np.arange(len(c)) for c in caches])
+        self.skipped = {k: v for c in caches for k, v in c.skipped.items()}
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    def _at(self, i: int) -> tuple[Cache, int]:
+        return self.parts[self._part[i]], int(self._local[i])
+
+    def crop(self, i: int, start: int, length: int) -> np.ndarray:
+        cache, j = self._at(i)
+        return cache.crop(j, start, length)
+
+    def frames_at(self, i: int, positions: np.ndarray) -> np.ndarray:
+        cache, j = self._at(i)
+        return cache.frames_at(j, positions)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        cache, j = self._at(i)
+        return cache[j]
+
+    def metadata(self, i: int) -> dict:
+        cache, j = self._at(i)
+        return cache.metadata(j)
+
+    def audio_span(self, i: int) -> tuple[str, float, float]:
+        cache, j = self._at(i)
+        return cache.audio_span(j)
+
+    def column(self, key: str) -> list:
+        return [v for c in self.parts for v in c.column(key)]
+
+    def verify(self) -> None:
+        for c in self.parts:
+            c.verify()
+
+
 def open_cache(root: str | Path) -> Cache:
     """Open a cache folder written by `s3t prepare` for reading."""
     return Cache(root)
+
+
+def open_corpus(roots: str | Path | Sequence[str | Path]) -> Cache | Corpus:
+    """One cache folder, or several read as one corpus."""
+    if isinstance(roots, (str, Path)):
+        return Cache(roots)
+    caches = [Cache(r) for r in roots]
+    return caches[0] if len(caches) == 1 else Corpus(caches)

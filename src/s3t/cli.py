@@ -26,6 +26,13 @@ def _device(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e).removeprefix("device: ")) from None
 
 
+def _part(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, e.g. 2/4; got {text}")
+    return int(k), int(n)
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -52,6 +59,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="cut each track into clips of S seconds after analysis (0: whole tracks)")
     p.add_argument("--device", type=_device, default="cpu", help="where the CQT runs: cpu, cuda, cuda:1 …")
     p.add_argument("--shard-mb", type=float, default=128.0, help="target shard size in MiB")
+    p.add_argument("--part", type=_part, default=(1, 1), metavar="K/N",
+                   help="prepare only the K-th of N interleaved shares of the sources (one per machine); "
+                   "`pretrain --data` reads the N caches as one corpus")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_prepare)
 
@@ -61,7 +71,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
     summary = prepare(args.input, args.out, workers=args.workers, time_compression=args.time_compression,
                       clip_seconds=args.clip_seconds, device=args.device, shard_mb=args.shard_mb,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, part=args.part)
     print(summary)
     return 0 if summary.written or summary.already_done else 1
 
@@ -71,7 +81,8 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
                        description="Pre-train the encoder on the cache DATA (from `s3t prepare`), writing "
                                    "config.yaml, log.csv, loss.png and checkpoints to OUT. Run under "
                                    "`torchrun --nproc_per_node N` for several processes.")
-    p.add_argument("--data", required=True, help="cache folder")
+    p.add_argument("--data", required=True, nargs="+", metavar="CACHE",
+                   help="cache folder; several are read as one corpus (e.g. the parts of `prepare --part`)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="YAML config or preset name (paper, cpu-small, tiny), layered over the defaults (repeatable)")
@@ -92,10 +103,10 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     cfg = run_config(args.out, args.config, args.overrides, resume=args.resume)
     monitor = None
     if getattr(args, "monitor", None):
-        from s3t.cache import open_cache
+        from s3t.cache import open_corpus
         from s3t.monitor import build_monitor
 
-        meta = open_cache(args.data).meta
+        meta = open_corpus(args.data).meta
         monitor = build_monitor(*args.monitor, Path(args.out) / "monitor", int(meta.get("time_compression", 1)),
                                 float(meta.get("clip_seconds", 0.0)), progress=not args.no_progress)
     path = pretrain(cfg, args.data, args.out, resume=args.resume, split=args.split, progress=not args.no_progress,

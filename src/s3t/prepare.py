@@ -51,6 +51,13 @@ class PrepareSummary:
         return "\n".join(lines)
 
 
+def share(sources: list[Source], k: int, n: int) -> list[Source]:
+    """The K-th of N interleaved shares of `sources` (1 ≤ K ≤ N)."""
+    if not 1 <= k <= n:
+        raise ValueError(f"part {k}/{n}: expected K/N with 1 <= K <= N")
+    return sources[k - 1 :: n]
+
+
 def list_sources(input_path: str | Path) -> list[Source]:
     """Audio files of a folder (recursive, sorted) or the rows of a CSV manifest.
 
@@ -171,6 +178,7 @@ def prepare(
     device: str = "cpu",
     shard_mb: float = 128.0,
     progress: bool = True,
+    part: tuple[int, int] = (1, 1),
 ) -> PrepareSummary:
     """Write the log-CQT of every source under `input_path` into the cache at `out`.
 
@@ -179,12 +187,14 @@ def prepare(
     Resumable: tracks already in the cache are skipped. Unreadable files are skipped with
     one warning each and listed in the summary. `workers=0` runs in this process. With a
     CUDA `device`, workers only decode and the CQT runs on the GPU in this process.
+    `part=(K, N)` prepares only the K-th of N interleaved shares of the sources (every N-th, from
+    the K-th, in listing order), so that N machines each build one cache of one manifest.
     """
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     device = str(resolve_device(device))
     start = time.perf_counter()
-    sources = list_sources(input_path)
+    sources = share(list_sources(input_path), *part)
     if clip_seconds < 0:
         raise ValueError(f"clip_seconds must be >= 0, got {clip_seconds}")
     meta = cache_meta(time_compression, clip_seconds)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from s3t import augment
-from s3t.cache import Cache, open_cache
+from s3t.cache import Cache, Corpus, open_corpus
 from s3t.config import AugmentConfig, Config
 from s3t.engine import EpochCheck, TrainingError, fit, seed_of, setup_distributed
 from s3t.methods import Method, build_method
@@ -24,7 +25,7 @@ from s3t.monitor import Monitor
 log = logging.getLogger(__name__)
 
 
-def track_groups(cache: Cache) -> list[int]:
+def track_groups(cache: Cache | Corpus) -> list[int]:
     """An integer per cache entry naming the track it comes from: the clips of a track share it."""
     names = cache.column("track") if cache.meta.get("clip_seconds") else cache.track_ids
     ids: dict[str, int] = {}
@@ -39,7 +40,7 @@ class TwoCropDataset(torch.utils.data.Dataset):
     frames, looped where the item is shorter). `augment.positives`: item (both crops from the item)
     or track (the second from a clip of the same track drawn at random, itself included)."""
 
-    def __init__(self, cache: Cache, indices: list[int], frames: int, cfg: AugmentConfig, seed: int):
+    def __init__(self, cache: Cache | Corpus, indices: list[int], frames: int, cfg: AugmentConfig, seed: int):
         self.cache, self.indices, self.frames, self.cfg, self.seed = cache, indices, frames, cfg, seed
         self.groups = track_groups(cache)
         chosen = set(indices)
@@ -82,7 +83,7 @@ class TwoCropDataset(torch.utils.data.Dataset):
         return augment.resized_crop(partial(self.cache.frames_at, item), start, length, self.frames)
 
 
-def select_tracks(cache: Cache, split: str | None) -> list[int]:
+def select_tracks(cache: Cache | Corpus, split: str | None) -> list[int]:
     if split is None:
         return list(range(len(cache)))
     splits = cache.column("split")
@@ -92,7 +93,8 @@ def select_tracks(cache: Cache, split: str | None) -> list[int]:
     return chosen
 
 
-def two_view_dataset(method: Method, cache: Cache, items: list[int], cfg: Config) -> torch.utils.data.Dataset:
+def two_view_dataset(method: Method, cache: Cache | Corpus, items: list[int], cfg: Config
+                     ) -> torch.utils.data.Dataset:
     """The two views of each item that `method`'s encoder takes: audio crops or log-CQT crops."""
     if method.encoder.input_kind == "wave":
         from s3t.clmr import TwoWaveCrops
@@ -101,13 +103,14 @@ def two_view_dataset(method: Method, cache: Cache, items: list[int], cfg: Config
     return TwoCropDataset(cache, items, cfg.model.frames, cfg.augment, cfg.train.seed)
 
 
-def pretrain(cfg: Config, data: str | Path, out: str | Path, resume: bool = False, split: str | None = None,
-             progress: bool = True, monitor: Monitor | None = None) -> Path:
-    """Pre-train `cfg.train.method` on the cache `data` (its `split` tracks only, if given), writing
+def pretrain(cfg: Config, data: str | Path | Sequence[str | Path], out: str | Path, resume: bool = False,
+             split: str | None = None, progress: bool = True, monitor: Monitor | None = None) -> Path:
+    """Pre-train `cfg.train.method` on the cache `data`, or several read as one corpus (their `split`
+    tracks only, if given), writing
     logs and checkpoints to `out`; returns last.pt. With a `monitor`, its validation readings are
     taken every `train.monitor_every` epochs and the checkpoint with the best probe reading is kept as best.pt."""
     ctx = setup_distributed(cfg.train.device)
-    cache = open_cache(data)
+    cache = open_corpus(data)
     cache.verify()  # a damaged shard would train on garbage without a sound
     tracks = select_tracks(cache, split)
     G = cfg.train.batch_size * ctx.world
