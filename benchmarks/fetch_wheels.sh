@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The wheels the GPU machine lacks (it has PyTorch, timm, numpy, scipy, scikit-learn, matplotlib, tqdm,
+# PyYAML, safetensors and huggingface_hub; not these), for its Python 3.12 on x86-64, into .whl
+# (ignored by git; the device tool carries it: `carry: [".whl"]`). Run here, once, before a lease.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .whl
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d .whl \
+  soundfile soxr cffi pycparser nnAudio
+ls -la .whl
