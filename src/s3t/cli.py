@@ -184,7 +184,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     if not (source / "index.sqlite").exists():
         cache_dir = out.with_name(out.name + ".cache")
         print(prepare(source, cache_dir, workers=args.workers, time_compression=encoder.time_compression,
-                      progress=not args.no_progress))
+                      device=args.device, progress=not args.no_progress))
         source = cache_dir
     path = embed_cache_to_file(open_cache(source), encoder, out, windows=args.windows, batch_size=args.batch_size,
                                chunk=args.save_every, progress=not args.no_progress)

@@ -43,7 +43,9 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)
     windows = encoder.uses_windows(windows)
-    data = LabelledData.prepare(dataset, out, cache_dir, encoder.time_compression, clip_seconds, workers, progress)
+    device = str(encoder.device)  # the CQT runs where the encoder does
+    data = LabelledData.prepare(dataset, out, cache_dir, encoder.time_compression, clip_seconds, workers, progress,
+                                device)
     dataset, cache = data.dataset, data.cache
     feature_file = out / "features" / f"{encoder.fingerprint()}{'-windows' if windows else ''}.npz"
     feature_file.parent.mkdir(parents=True, exist_ok=True)

@@ -42,14 +42,16 @@ class LabelledData:
 
     @classmethod
     def prepare(cls, dataset: LabeledSet, out: Path, cache_dir: str | Path | None = None, time_compression: int = 1,
-                clip_seconds: float = 0.0, workers: int = 2, progress: bool = True) -> LabelledData:
+                clip_seconds: float = 0.0, workers: int = 2, progress: bool = True, device: str = "cpu"
+                ) -> LabelledData:
         """The dataset with a validation split, its manifest in `out`, and its audio prepared into
-        `cache_dir` (default `out`/cache), damaged shards rebuilt; raises when a split has no readable item."""
+        `cache_dir` (default `out`/cache; the CQT on `device`), damaged shards rebuilt; raises when a
+        split has no readable item."""
         dataset = with_validation(dataset)
         cache_dir = Path(cache_dir) if cache_dir else Path(out) / "cache"
         write_manifest(dataset, Path(out) / "manifest.csv")
         summary = prepare(Path(out) / "manifest.csv", cache_dir, workers=workers, time_compression=time_compression,
-                          clip_seconds=clip_seconds, progress=progress)
+                          clip_seconds=clip_seconds, progress=progress, device=device)
         cache = open_cache(cache_dir)
         if cache.meta.get("clip_seconds", 0.0) != clip_seconds:
             raise ValueError(f"{cache_dir} holds clips of {cache.meta.get('clip_seconds')} s, not {clip_seconds} s: "
