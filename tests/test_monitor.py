@@ -43,7 +43,7 @@ def test_pretrain_logs_and_plots_the_monitor(labeled, tmp_path):
     assert cli(["prepare", str(labeled), "--out", str(cache), "--workers", "0", "--no-progress"]) == 0
     assert cli(["pretrain", "--data", str(cache), "--out", str(run), "--config", TINY, "--no-progress",
                 "--monitor", "folder", str(labeled), "--set", "train.batch_size=4", "moco.queue_size=8",
-                "optim.epochs=3", "train.monitor_every=2", "train.log_every=100"]) == 0
+                "optim.epochs=3", "train.monitor_every=2", "train.log_every=100", "train.tensorboard=true"]) == 0
     rows = list(csv.DictReader(open(run / "log.csv")))
     watched = {int(r["epoch"]) + 1: float(r["knn_top1"]) for r in rows if r["knn_top1"]}
     assert sorted(watched) == [2, 3]  # every 2nd epoch, and the last
@@ -56,5 +56,17 @@ def test_pretrain_logs_and_plots_the_monitor(labeled, tmp_path):
     best_epoch = max(probed, key=lambda e: (probed[e], -e))  # the first epoch reaching the best reading
     best = load_checkpoint(run / "best.pt")
     assert best["progress"]["epoch"] == best_epoch and best["progress"]["best"] == probed[best_epoch]
+    # the same numbers in TensorBoard, and the monitor set in its projector
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(run / "tensorboard")).Reload()
+    assert {"loss", "acc1", "lr", "samples_per_s", "knn_top1", "probe_top1"} <= set(board.Tags()["scalars"])
+    assert [e.step for e in board.Scalars("loss")] == [int(r["step"]) for r in rows]
+    assert {e.step: e.value for e in board.Scalars("knn_top1")} == \
+        pytest.approx({int(r["step"]): float(r["knn_top1"]) for r in rows if r["knn_top1"]})
+    projected = list((run / "tensorboard").glob("*/monitor/tensors.tsv"))
+    labels = (projected[0].parent / "metadata.tsv").read_text().split()
+    assert len(projected) == 1 and len(projected[0].read_text().splitlines()) == len(labels)
+    assert set(labels) == {"calm", "busy"}
     with pytest.raises(SystemExit):  # a monitor needs a dataset and a root
         cli(["pretrain", "--data", str(cache), "--out", str(run), "--monitor", "folder"])

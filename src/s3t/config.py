@@ -151,6 +151,7 @@ class TrainConfig:
     nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
     max_steps: int = 0  # stop after this many steps in total (tests, benchmarks); 0 = no limit
     monitor_every: int = 1  # epochs between readings of the --monitor set (k-NN and linear probe)
+    tensorboard: bool = False  # also log to OUT/tensorboard (needs the `tensorboard` extra)
     compile: bool = False  # torch.compile the method's modules in place (checkpoint keys unchanged)
     compile_backend: str = "inductor"  # torch.compile's backend ("eager": tracing only, for tests)
 

@@ -33,7 +33,7 @@ from s3t.devices import resolve_device
 from s3t.files import append_csv_row, write_json
 from s3t.methods import Method
 from s3t.models import fuse_attention
-from s3t.runlog import core_fields, plot_run, run_summary, trim_log
+from s3t.runlog import board_row, core_fields, open_tensorboard, plot_run, run_summary, trim_log
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,7 @@ class Run:
     meta: dict
     progress: Progress = field(default_factory=Progress)
     clock: tuple[float, int] = (0.0, 0)  # when, and at which step, this process started training
+    board: object | None = None  # the TensorBoard writer (train.tensorboard, main rank)
 
     @property
     def elapsed(self) -> float:
@@ -258,6 +259,7 @@ def fit(method: Method, dataset: torch.utils.data.Dataset, cfg: Config, out: str
     _start(run, resume or int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0)
     if ctx.main:
         _check_disk(run)
+        run.board = open_tensorboard(out / "tensorboard") if cfg.train.tensorboard else None
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
                                          num_workers=cfg.train.workers, drop_last=True,
                                          pin_memory=ctx.device.type == "cuda",
@@ -272,6 +274,8 @@ def fit(method: Method, dataset: torch.utils.data.Dataset, cfg: Config, out: str
     if ctx.main:
         plot_run(out / "log.csv", out / "loss.png")
         write_json(out / "summary.json", run_summary(out / "log.csv", cfg, method.name))
+        if run.board:
+            run.board.close()
     _check_ranks_agree(method, ctx)
     return out / "last.pt"
 
@@ -365,9 +369,11 @@ def _log_row(run: Run, lr: float, rate: float, elapsed: float) -> None:
     p = run.progress
     losses = [loss for loss, _ in p.window]
     stats = [float(np.mean([s[k] for _, s in p.window])) for k in run.method.stat_names]
-    append_csv_row(run.out / "log.csv", run.fields,
-                   [p.step, p.epoch, float(np.mean(losses)), *stats, lr, rate, elapsed]
-                   + [p.readings.get(k, "") for k in (run.check.fields if run.check else ())])
+    row = ([p.step, p.epoch, float(np.mean(losses)), *stats, lr, rate, elapsed]
+           + [p.readings.get(k, "") for k in (run.check.fields if run.check else ())])
+    append_csv_row(run.out / "log.csv", run.fields, row)
+    if run.board:
+        board_row(run.board, run.fields, row)
     p.window.clear()
 
 

@@ -33,13 +33,23 @@ class Monitor:
     bank_labels: np.ndarray  # (N,) class ids
     queries: list[int]
     query_labels: np.ndarray  # (M,)
-    n_classes: int
+    classes: list[str]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def features(self, backbone: torch.nn.Module, model_cfg: ModelConfig, time_compression: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Features of the bank's then the queries' items (N + M, D) by a copy of `backbone` (left as it is)."""
+        encoder = Encoder(copy.deepcopy(backbone), model_cfg, time_compression, name="monitor")
+        return extract_features(self.cache, encoder, self.bank + self.queries, progress=False), \
+            np.concatenate([self.bank_labels, self.query_labels])
 
     def measure(self, backbone: torch.nn.Module, model_cfg: ModelConfig, time_compression: int) -> dict[str, float]:
         """k-NN and linear-probe top-1 on the validation split for a copy of `backbone` (left as it is)."""
-        encoder = Encoder(copy.deepcopy(backbone), model_cfg, time_compression, name="monitor")
-        bank = extract_features(self.cache, encoder, self.bank, progress=False)
-        queries = extract_features(self.cache, encoder, self.queries, progress=False)
+        features, _ = self.features(backbone, model_cfg, time_compression)
+        bank, queries = features[: len(self.bank)], features[len(self.bank) :]
         return {"knn_top1": knn_top1(bank, self.bank_labels, queries, self.query_labels, self.n_classes),
                 "probe_top1": probe_top1(bank, self.bank_labels, queries, self.query_labels, self.n_classes)}
 
@@ -77,4 +87,4 @@ def build_monitor(kind: str, root: str | Path, out: str | Path, time_compression
     bank, queries = data.rows["train"], data.rows["valid"]
     log.info("monitor: %s, %d train and %d validation items", dataset.name, len(bank), len(queries))
     return Monitor(dataset.name, data.cache, data.indices(bank), data.targets(bank), data.indices(queries),
-                   data.targets(queries), len(data.dataset.classes))
+                   data.targets(queries), list(data.dataset.classes))

@@ -97,3 +97,21 @@ def plot_run(log_csv: Path, png: Path) -> None:
         ax.set_ylabel("reading at epoch end")
         ax.legend()
     save_figure(fig, png)
+
+
+def open_tensorboard(folder: Path):
+    """A TensorBoard writer for `folder` (train.tensorboard=true); the package is an optional extra."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError("train.tensorboard=true needs the tensorboard package: pip install 's3t[tensorboard]'") \
+            from None
+    return SummaryWriter(str(folder))
+
+
+def board_row(board, fields: list[str], row: list) -> None:
+    """One log.csv row as TensorBoard scalars at its step (readings only where they were taken)."""
+    step = int(row[0])
+    for name, value in zip(fields, row):
+        if name not in ("step", "epoch", "elapsed_s") and value != "":
+            board.add_scalar(name, float(value), step)

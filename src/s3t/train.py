@@ -21,6 +21,7 @@ from s3t.config import AugmentConfig, Config
 from s3t.engine import EpochCheck, TrainingError, fit, seed_of, setup_distributed
 from s3t.methods import Method, build_method
 from s3t.monitor import Monitor
+from s3t.runlog import open_tensorboard
 
 log = logging.getLogger(__name__)
 
@@ -124,5 +125,16 @@ def pretrain(cfg: Config, data: str | Path | Sequence[str | Path], out: str | Pa
         compression = int(cache.meta.get("time_compression", 1))
         check = EpochCheck(lambda m: monitor.measure(m.encoder, cfg.model, compression), ("knn_top1", "probe_top1"),
                            cfg.train.monitor_every, select="probe_top1")
-    return fit(method, two_view_dataset(method, cache, tracks, cfg), cfg, out, resume=resume, progress=progress,
+    last = fit(method, two_view_dataset(method, cache, tracks, cfg), cfg, out, resume=resume, progress=progress,
                check=check, cache_meta=cache.meta)
+    if monitor is not None and cfg.train.tensorboard and ctx.main:
+        _projector(Path(out) / "tensorboard", monitor, method, cfg, int(cache.meta.get("time_compression", 1)))
+    return last
+
+
+def _projector(folder: Path, monitor: Monitor, method: Method, cfg: Config, compression: int) -> None:
+    """The monitor set as the trained encoder sees it, for TensorBoard's embedding projector."""
+    features, labels = monitor.features(method.encoder, cfg.model, compression)
+    board = open_tensorboard(folder)
+    board.add_embedding(torch.from_numpy(features), metadata=[monitor.classes[i] for i in labels], tag="monitor")
+    board.close()
