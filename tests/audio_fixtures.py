@@ -41,6 +41,37 @@ def write_audio(path: Path, wave: np.ndarray, sr: int = 22050, channels: int = 1
     return path
 
 
+# what soundfile cannot write, through FFmpeg's encoders (PyAV): extension -> (codec, container, rate)
+FFMPEG_FORMATS = {".m4a": ("aac", "mp4", 44100), ".mp4": ("aac", "mp4", 44100), ".mkv": ("aac", "matroska", 44100),
+                  ".webm": ("libopus", "webm", 48000), ".opus": ("libopus", "ogg", 48000),
+                  ".wma": ("wmav2", "asf", 44100), ".aiff": ("pcm_s16be", "aiff", 44100)}
+
+
+def write_ffmpeg(path: Path, seconds: float = 2.0, seed: int = 0) -> Path:
+    """Stereo music (right channel at half the left) in the format FFMPEG_FORMATS gives the extension."""
+    import av
+
+    codec, container, sr = FFMPEG_FORMATS[Path(path).suffix]
+    left = synth_music(seconds, sr, seed)
+    data = np.stack([left, 0.5 * left])  # (2, N)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=sr, layout="stereo")
+        stream.bit_rate = 128_000
+        to_codec = av.AudioResampler(format=stream.codec_context.codec.audio_formats[0].name, layout="stereo", rate=sr)
+        step = stream.codec_context.frame_size or 1024
+        for i in range(0, data.shape[1], step):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, i : i + step]), format="fltp",
+                                               layout="stereo")
+            frame.sample_rate, frame.pts = sr, i
+            for f in to_codec.resample(frame):
+                out.mux(stream.encode(f))
+        for f in to_codec.resample(None):
+            out.mux(stream.encode(f))
+        out.mux(stream.encode(None))
+    return Path(path)
+
+
 def write_music(path: Path, seconds: float = 3.0, sr: int = 22050, channels: int = 1, seed: int = 0) -> Path:
     return write_audio(path, synth_music(seconds, sr, seed), sr, channels)
 

@@ -24,7 +24,10 @@ BINS_PER_OCTAVE = 12
 FMIN = 32.703195662574764  # C1, as librosa.note_to_hz("C1")
 AMIN = 1e-5  # magnitude floor: log_cqt never goes below FLOOR_DB, digital silence included
 FLOOR_DB = 20.0 * math.log10(AMIN)  # -100 dB; also the fill value of masks, shifts and padding
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".au", ".aiff", ".aif")
+# soundfile's formats, then what only FFmpeg's libraries read (through PyAV): AAC in M4A/MP4, Opus
+# in WebM, WMA, audio tracks of video containers
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".au", ".aiff", ".aif",
+                    ".m4a", ".aac", ".mp4", ".m4b", ".webm", ".mka", ".mkv", ".wma", ".asf")
 
 
 class AudioError(Exception):
@@ -52,16 +55,12 @@ def load_audio(
         raise ValueError(f"offset must be >= 0 and duration > 0, got {offset}, {duration}")
     _check_readable_file(path)
     try:
-        with sf.SoundFile(str(path)) as f:
-            source_sr = f.samplerate
-            start = int(round(offset * source_sr))
-            if start > 0:
-                f.seek(min(start, f.frames) if f.frames > 0 else start)
-            frames = -1 if duration is None else int(round(duration * source_sr))
-            data = f.read(frames, dtype="float32", always_2d=True)  # (N, C)
-    except AudioError:
-        raise
-    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError …
+        data, source_sr = _read_soundfile(path, offset, duration)
+    except sf.LibsndfileError as e:
+        if "Format not recognised" not in str(e) and "unknown format" not in str(e).lower():
+            raise AudioError(path, f"cannot decode ({type(e).__name__}: {e})") from None
+        data, source_sr = _read_ffmpeg(path, offset, duration)  # a format soundfile does not read
+    except Exception as e:  # soundfile raises RuntimeError, TypeError … too
         raise AudioError(path, f"cannot decode ({type(e).__name__}: {e})") from None
     if data.shape[0] == 0:
         raise AudioError(path, "no audio samples")
@@ -71,6 +70,40 @@ def load_audio(
     if source_sr != sr:
         wave = soxr.resample(wave, source_sr, sr, quality="HQ").astype(np.float32, copy=False)
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def _read_soundfile(path: str | Path, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
+    """(N, C) float32 samples and their rate, through libsndfile (WAV, FLAC, OGG, MP3, AIFF …)."""
+    with sf.SoundFile(str(path)) as f:
+        start = int(round(offset * f.samplerate))
+        if start > 0:
+            f.seek(min(start, f.frames) if f.frames > 0 else start)
+        frames = -1 if duration is None else int(round(duration * f.samplerate))
+        return f.read(frames, dtype="float32", always_2d=True), f.samplerate
+
+
+def _read_ffmpeg(path: str | Path, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
+    """(N, C) float32 samples of the first audio stream and their rate, through FFmpeg's libraries
+    (PyAV, which ships its own FFmpeg): M4A/AAC, Opus in WebM, WMA, MP4/MKV audio tracks."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise AudioError(path, "no audio stream in the container")
+            rate = stream.codec_context.sample_rate
+            to_float = av.AudioResampler(format="fltp", rate=rate)  # planar float32, channels kept
+            chunks = [f.to_ndarray() for frame in container.decode(stream) for f in to_float.resample(frame)]
+            chunks += [f.to_ndarray() for f in to_float.resample(None)]
+    except AudioError:
+        raise
+    except Exception as e:  # av raises its FFmpegError family, and ValueError on odd streams
+        raise AudioError(path, f"cannot decode ({type(e).__name__}: {e})") from None
+    data = np.concatenate(chunks, axis=1).T if chunks else np.zeros((0, 1), np.float32)  # (N, C)
+    start = int(round(offset * rate))
+    end = None if duration is None else start + int(round(duration * rate))
+    return data[start:end], rate
 
 
 def _check_readable_file(path: str | Path) -> None:
@@ -89,9 +122,19 @@ def audio_duration(path: str | Path) -> float:
     _check_readable_file(path)
     try:
         info = sf.info(str(path))
+        return info.frames / info.samplerate if info.samplerate else 0.0
     except Exception as e:
-        raise AudioError(path, f"cannot read header ({type(e).__name__}: {e})") from None
-    return info.frames / info.samplerate if info.samplerate else 0.0
+        soundfile_error = e
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = next(s for s in container.streams if s.type == "audio")
+            if stream.duration is not None:
+                return float(stream.duration * stream.time_base)
+            return container.duration / av.time_base if container.duration else 0.0
+    except Exception:
+        raise AudioError(path, f"cannot read header ({type(soundfile_error).__name__}: {soundfile_error})") from None
 
 
 class CQT(torch.nn.Module):
