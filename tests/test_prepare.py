@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from audio_fixtures import write_broken_files, write_music
+from audio_fixtures import synth_music, write_broken_files, write_music
 from s3t import audio
 from s3t.cache import CacheError, open_cache
 from s3t.checkpoint import load_checkpoint
@@ -294,6 +294,18 @@ def test_bad_device_fails_at_once(corpus, tmp_path):
         with pytest.raises(ValueError, match="no CUDA device is visible"):
             prepare(corpus, tmp_path, device="cuda", progress=False)
     assert not (tmp_path / "index.sqlite").exists()  # nothing written before the check
+
+
+@pytest.mark.parametrize("time_compression", [1, 7])
+def test_a_batch_of_tracks_of_different_lengths_gives_each_its_own_cqt(time_compression):
+    from s3t.prepare import log_cqt_batch
+
+    waves = [synth_music(seconds, seed=k) for k, seconds in enumerate((3.0, 0.7, 2.2))]
+    batch = log_cqt_batch(waves, time_compression)
+    for wave, spec in zip(waves, batch):
+        alone = log_cqt_frames(wave, time_compression)
+        assert spec.shape == alone.shape == (-(-audio.n_frames(len(wave)) // time_compression), 84)
+        np.testing.assert_allclose(spec.astype(np.float32), alone.astype(np.float32), atol=0.07)  # 1 float16 step
 
 
 @pytest.mark.gpu

@@ -108,10 +108,24 @@ def _list_manifest(manifest: Path) -> list[Source]:
 
 def log_cqt_frames(wave: np.ndarray | torch.Tensor, time_compression: int, device: str = "cpu") -> np.ndarray:
     """Mono 22,050 Hz wave (N,) -> time-major float16 log-CQT (frames, 84), as cached."""
-    x = torch.as_tensor(wave, device=device)
-    mag = audio.cqt(x, log=False)  # (1, 84, T)
-    spec = audio.amplitude_to_db(audio.compress_time(mag, time_compression))[0]  # (84, T')
-    return spec.T.to(torch.float16).cpu().numpy()
+    return log_cqt_batch([wave], time_compression, device)[0]
+
+
+def log_cqt_batch(waves: list[np.ndarray | torch.Tensor], time_compression: int, device: str = "cpu"
+                  ) -> list[np.ndarray]:
+    """`log_cqt_frames` of several waves in one CQT call (a GPU is busy only with a batch): each is
+    zero-padded to the longest, which is what the CQT's own constant padding sees past its end, and
+    its frames are cut back to its length before pooling."""
+    x = torch.zeros(len(waves), max(len(w) for w in waves), device=device)
+    for i, w in enumerate(waves):
+        x[i, : len(w)] = torch.as_tensor(w, device=device)
+    mag = audio.cqt(x, log=False)  # (B, 84, T)
+    specs = []
+    for i, w in enumerate(waves):
+        own = mag[i : i + 1, :, : audio.n_frames(len(w))]  # the frames of its own samples
+        spec = audio.amplitude_to_db(audio.compress_time(own, time_compression))[0]  # (84, T')
+        specs.append(spec.T.to(torch.float16).cpu().numpy())
+    return specs
 
 
 def _file_size(source: Source) -> int:
@@ -119,6 +133,9 @@ def _file_size(source: Source) -> int:
         return os.path.getsize(source.path)
     except OSError:
         return 0  # unreadable: the worker reports why
+
+
+GPU_BATCH_SAMPLES = 2**26  # samples per CQT call on a GPU: ~50 min of audio, 0.27 GB as float32
 
 
 def _worker_context() -> mp.context.BaseContext:
@@ -207,6 +224,7 @@ def prepare(
         todo = sorted((s for s in sources if s.path not in done), key=_file_size, reverse=True)
         summary.already_done = len(sources) - len(todo)
         analyse_in_worker = device == "cpu"
+        waiting: list[tuple[Source, np.ndarray, float]] = []  # decoded, for the next batch on the device
         tasks = ((s, time_compression, analyse_in_worker) for s in todo)
         pool = _worker_context().Pool(workers, initializer=_init_worker) if workers else None
         bar = tqdm(total=len(todo), unit="track", disable=not progress, desc="prepare")
@@ -218,16 +236,35 @@ def prepare(
                     summary.skipped[source.path] = error
                     writer.skip(source.track_id, source.path, error)
                     continue
-                spec = payload if analyse_in_worker else log_cqt_frames(payload, time_compression, device)
-                writer.add(*split_clips(source, spec, duration, clip_frames, meta["frame_rate"]))
-                summary.written += 1
-                summary.audio_seconds += duration
+                if analyse_in_worker:
+                    _add(writer, summary, [(source, payload, duration)], clip_frames, meta["frame_rate"])
+                    continue
+                waiting.append((source, payload, duration))
+                if sum(len(w) for _, w, _ in waiting) >= GPU_BATCH_SAMPLES:
+                    _add_on_device(writer, summary, waiting, time_compression, device, clip_frames, meta)
                 bar.set_postfix(hours=f"{summary.audio_seconds / 3600:.2f}")
+            if waiting:
+                _add_on_device(writer, summary, waiting, time_compression, device, clip_frames, meta)
     finally:
         writer.close()
     summary.wall_seconds = time.perf_counter() - start
     _save_summary(Path(out), summary)
     return summary
+
+
+def _add_on_device(writer: CacheWriter, summary: PrepareSummary, waiting: list, time_compression: int, device: str,
+                   clip_frames: int, meta: dict) -> None:
+    """Analyse the waiting tracks in one batch on the device, write them, and empty the list."""
+    specs = log_cqt_batch([w for _, w, _ in waiting], time_compression, device)
+    _add(writer, summary, [(s, spec, d) for (s, _, d), spec in zip(waiting, specs)], clip_frames, meta["frame_rate"])
+    waiting.clear()
+
+
+def _add(writer: CacheWriter, summary: PrepareSummary, done: list, clip_frames: int, frame_rate: float) -> None:
+    for source, spec, duration in done:
+        writer.add(*split_clips(source, spec, duration, clip_frames, frame_rate))
+        summary.written += 1
+        summary.audio_seconds += duration
 
 
 def _save_summary(out: Path, summary: PrepareSummary) -> None:
