@@ -70,6 +70,18 @@ def test_epoch_sampler_shards_whole_global_batches():
     assert [i for _, i in again] != shares[0]
 
 
+def test_batches_travel_as_float16_and_arrive_as_float32():
+    from s3t.engine import half_collate, to_device
+
+    items = [(torch.randn(2, 84, 16) * 20 - 40, k) for k in range(3)]  # two crops in dB and a track id
+    views, groups = half_collate(items)
+    assert views.dtype == torch.float16 and groups.dtype == torch.int64
+    arrived, ids = to_device((views, groups), torch.device("cpu"))
+    exact = torch.stack([v for v, _ in items])
+    assert arrived.dtype == torch.float32 and torch.equal(ids, torch.arange(3))
+    assert (arrived - exact).abs().max() <= 0.0625 / 2  # half a float16 step at 64 dB
+
+
 def test_nan_loss_stops_with_the_last_checkpoint_intact(cache, tmp_path):
     cfg = tiny("optim.lr=1e6", "optim.warmup_epochs=0", "train.checkpoint_steps=1", "optim.epochs=5")
     with pytest.raises(TrainingError, match="non-finite loss"):
