@@ -49,7 +49,8 @@ def case(tmp: Path, cache: Path, name: str) -> tuple[list[str], str]:
 
 
 NAMES = ["prepare, missing input", "pretrain, impossible geometry", "pretrain, fold too deep", "pretrain, wrong type",
-         "pretrain, unknown key", "pretrain, a GPU this machine lacks", "pretrain, not a cache", "linear-eval, missing root",
+         "pretrain, unknown key",
+         "pretrain, a GPU this machine lacks", "pretrain, not a cache", "linear-eval, missing root",
          "linear-eval, fma without tracks.csv", "embed, missing checkpoint", "predict, folder without a probe"]
 
 

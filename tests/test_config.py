@@ -16,7 +16,8 @@ def test_defaults_are_the_papers_numbers():
     assert (cfg.optim.lr, cfg.optim.lr_batch, cfg.optim.weight_decay, cfg.optim.epochs,
             cfg.optim.warmup_epochs) == (5e-4, 512, 0.05, 400, 20)
     assert cfg.train.batch_size == 128
-    assert load_config([CONFIGS / "paper.yaml"]) == Config(train=Config().train.__class__(workers=8, checkpoint_every=20))
+    paper_train = Config().train.__class__(workers=8, checkpoint_every=20)
+    assert load_config([CONFIGS / "paper.yaml"]) == Config(train=paper_train)
 
 
 def test_layering_files_then_overrides(tmp_path):

@@ -20,7 +20,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _run(out: Path, nan_policy: str, nan_step: int, processes: int) -> subprocess.CompletedProcess:
-    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] if processes > 1 else []
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    launcher = launcher if processes > 1 else []
     cmd = [sys.executable, *launcher, str(WORKER), str(out), nan_policy, str(nan_step)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=ENV)
 

@@ -140,7 +140,8 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     method: str = "moco"  # what `s3t pretrain` trains: a name in s3t.methods.METHODS (moco, simclr, …)
-    device: str = "auto"  # auto (a GPU when visible) | cpu | cuda | cuda:N; under torchrun each process takes its LOCAL_RANK's GPU
+    # auto (a GPU when visible) | cpu | cuda | cuda:N; under torchrun each process takes its LOCAL_RANK's GPU
+    device: str = "auto"
     batch_size: int = 128  # per process (GPU); the global batch is this × world size
     workers: int = 4  # DataLoader worker processes
     seed: int = 0
