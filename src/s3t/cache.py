@@ -253,6 +253,8 @@ class Cache:
         of those frames only, however long the track."""
         if len(positions) and (positions[0] < 0 or positions[-1] >= self.frames[i]):
             raise IndexError(f"frames {positions[0]}…{positions[-1]} outside track {i} of {self.frames[i]} frames")
+        if len(positions) and positions[-1] - positions[0] + 1 == len(positions):  # a run: a view, no copy
+            return self.crop(i, int(positions[0]), len(positions))
         return self._map(int(self.shard[i]))[self.offset[i] + positions].T
 
     def __getitem__(self, i: int) -> np.ndarray:
