@@ -83,18 +83,30 @@ def test_pretrain_on_a_full_disk_stops_clearly_with_the_last_checkpoint_whole(so
     one_epoch = s3t("pretrain", "--data", str(cache), "--out", str(tmp_path / "one"), *settings, "optim.epochs=1")
     assert one_epoch.returncode == 0, one_epoch.stderr
     size = (tmp_path / "one" / "last.pt").stat().st_size
-    run_dir = small_disk(f"{int(3.5 * size)}") / "run"  # room for three checkpoints, not for ten epochs of them
-    command = ("pretrain", "--data", str(cache), "--out", str(run_dir), *settings, "optim.epochs=10")
-    run = s3t(*command)
-    assert run.returncode == 2, run.stderr
-    assert NO_SPACE in run.stderr and "Traceback" not in run.stderr
+    disk = small_disk(f"{int(4 * size)}")
+    run_dir = disk / "run"
+    # a run whose checkpoints cannot fit is refused before its first step, with the numbers
+    command = ("pretrain", "--data", str(cache), "--out", str(run_dir), *settings, "optim.epochs=40")
+    refused = s3t(*command, "train.checkpoint_every=1")
+    assert refused.returncode == 2 and "raise train.checkpoint_every or make room" in refused.stderr
+    assert not (run_dir / "last.pt").exists()
+    # one that fits at its start, until another writer fills the disk under it
+    command = (*command, "train.checkpoint_every=40")
+    run = subprocess.Popen([sys.executable, "-m", "s3t", *command], stderr=subprocess.PIPE, text=True)
+    while not (run_dir / "last.pt").exists() and run.poll() is None:
+        time.sleep(0.01)
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    (disk / "ballast").write_bytes(b"\0" * max(0, free - size // 2))  # too little room to replace last.pt
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 2, stderr
+    assert NO_SPACE in stderr and "Traceback" not in stderr
     last = load_checkpoint(run_dir / "last.pt")  # whole: its checksum holds
-    assert 1 <= last["progress"]["epoch"] < 10 and not _tmp_files(run_dir)
+    assert 1 <= last["progress"]["epoch"] < 40 and not _tmp_files(run_dir)
 
-    small_disk(f"{int(16 * size)}")  # the user frees space: ten epoch checkpoints, last.pt and a temporary fit
+    (disk / "ballast").unlink()  # the user makes room
     run = s3t(*command, "--resume")
     assert run.returncode == 0, run.stderr
-    assert load_checkpoint(run_dir / "last.pt")["progress"]["epoch"] == 10
+    assert load_checkpoint(run_dir / "last.pt")["progress"]["epoch"] == 40
 
 
 def test_embed_on_a_full_disk_stops_clearly_and_resumes(songs, small_disk, tmp_path):
