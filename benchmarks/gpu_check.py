@@ -208,8 +208,10 @@ def main() -> int:
     size = TOY if args.cpu else FULL
     report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "sizes": size}
+    # the rehearsal leaves compiling out: tests/test_engine.py compiles a training run already
+    sections = [(n, f) for n, f in SECTIONS if not (args.cpu and n == "step_compiled")]
     with tempfile.TemporaryDirectory() as work:
-        for name, section in SECTIONS:
+        for name, section in sections:
             start = time.perf_counter()
             try:
                 report[name] = section(size, device, Path(work))

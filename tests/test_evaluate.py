@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from audio_fixtures import write_calm_busy_folder, write_ffmpeg, write_labeled_music
+from audio_fixtures import FFMPEG_FORMATS, write_calm_busy_folder, write_ffmpeg, write_labeled_music
 from s3t.cli import main as cli
 from s3t.config import load_config
 from s3t.datasets import load_folder
@@ -91,16 +91,16 @@ def test_folder_linear_eval_then_predict_as_real_processes(folder_tree, checkpoi
     files = [str(p) for p in sorted(folder_tree.glob("*/*.wav"))[:2]]
     broken = tmp_path / "broken.mp3"
     broken.write_bytes(b"not audio at all" * 100)
-    m4a = str(write_ffmpeg(tmp_path / "bought.m4a"))  # AAC: read through FFmpeg
+    library = [str(write_ffmpeg(tmp_path / f"bought{ext}")) for ext in sorted(FFMPEG_FORMATS)]  # via FFmpeg
     pred = subprocess.run([sys.executable, "-m", "s3t", "predict", "--checkpoint", str(checkpoint), "--probe",
-                           str(out), "--top", "2", "--json", files[0], str(broken), files[1], m4a],
+                           str(out), "--top", "2", "--json", files[0], str(broken), files[1], *library],
                           capture_output=True, text=True, timeout=300)
     assert pred.returncode == 0, pred.stderr
     results = json.loads(pred.stdout)
-    assert [r["path"] for r in results] == [files[0], str(broken), files[1], m4a]
+    assert [r["path"] for r in results] == [files[0], str(broken), files[1], *library]
     assert "top" not in results[1] and "cannot decode" in results[1]["error"]
     assert f"skipped {broken}" in pred.stderr
-    good = [results[0], results[2], results[3]]
+    good = [results[0], *results[2:]]
     assert all({t["label"] for t in r["top"]} == {"busy", "calm"} for r in good)
     assert all(abs(sum(t["score"] for t in r["top"]) - 1.0) < 1e-5 for r in good)
 

@@ -86,12 +86,12 @@ def test_pretrain_on_a_full_disk_stops_clearly_with_the_last_checkpoint_whole(so
     disk = small_disk(f"{int(4 * size)}")
     run_dir = disk / "run"
     # a run whose checkpoints cannot fit is refused before its first step, with the numbers
-    command = ("pretrain", "--data", str(cache), "--out", str(run_dir), *settings, "optim.epochs=40")
+    command = ("pretrain", "--data", str(cache), "--out", str(run_dir), *settings, "optim.epochs=12")
     refused = s3t(*command, "train.checkpoint_every=1")
     assert refused.returncode == 2 and "raise train.checkpoint_every or make room" in refused.stderr
     assert not (run_dir / "last.pt").exists()
     # one that fits at its start, until another writer fills the disk under it
-    command = (*command, "train.checkpoint_every=40")
+    command = (*command, "train.checkpoint_every=12")
     run = subprocess.Popen([sys.executable, "-m", "s3t", *command], stderr=subprocess.PIPE, text=True)
     while not (run_dir / "last.pt").exists() and run.poll() is None:
         time.sleep(0.01)
@@ -101,12 +101,12 @@ def test_pretrain_on_a_full_disk_stops_clearly_with_the_last_checkpoint_whole(so
     assert run.returncode == 2, stderr
     assert NO_SPACE in stderr and "Traceback" not in stderr
     last = load_checkpoint(run_dir / "last.pt")  # whole: its checksum holds
-    assert 1 <= last["progress"]["epoch"] < 40 and not _tmp_files(run_dir)
+    assert 1 <= last["progress"]["epoch"] < 12 and not _tmp_files(run_dir)
 
     (disk / "ballast").unlink()  # the user makes room
     run = s3t(*command, "--resume")
     assert run.returncode == 0, run.stderr
-    assert load_checkpoint(run_dir / "last.pt")["progress"]["epoch"] == 40
+    assert load_checkpoint(run_dir / "last.pt")["progress"]["epoch"] == 12
 
 
 def test_embed_on_a_full_disk_stops_clearly_and_resumes(songs, small_disk, tmp_path):
