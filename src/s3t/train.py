@@ -107,9 +107,9 @@ def two_view_dataset(method: Method, cache: Cache | Corpus, items: list[int], cf
 def pretrain(cfg: Config, data: str | Path | Sequence[str | Path], out: str | Path, resume: bool = False,
              split: str | None = None, progress: bool = True, monitor: Monitor | None = None) -> Path:
     """Pre-train `cfg.train.method` on the cache `data`, or several read as one corpus (their `split`
-    tracks only, if given), writing
-    logs and checkpoints to `out`; returns last.pt. With a `monitor`, its validation readings are
-    taken every `train.monitor_every` epochs and the checkpoint with the best probe reading is kept as best.pt."""
+    tracks only, if given), writing logs and checkpoints to `out`; returns last.pt. With a `monitor`,
+    its validation readings are taken every `train.monitor_every` epochs and the checkpoint with the
+    best probe reading is kept as best.pt."""
     ctx = setup_distributed(cfg.train.device)
     cache = open_corpus(data)
     cache.verify()  # a damaged shard would train on garbage without a sound
@@ -120,15 +120,14 @@ def pretrain(cfg: Config, data: str | Path | Sequence[str | Path], out: str | Pa
     torch.manual_seed(seed_of(cfg.train.seed, 0))  # initial weights and queue: the same on every rank
     method = build_method(cfg)
     method.check_batch(G, len(tracks))
-    check = None
+    check, compression = None, int(cache.meta.get("time_compression", 1))
     if monitor is not None:
-        compression = int(cache.meta.get("time_compression", 1))
         check = EpochCheck(lambda m: monitor.measure(m.encoder, cfg.model, compression), ("knn_top1", "probe_top1"),
                            cfg.train.monitor_every, select="probe_top1")
     last = fit(method, two_view_dataset(method, cache, tracks, cfg), cfg, out, resume=resume, progress=progress,
                check=check, cache_meta=cache.meta)
     if monitor is not None and cfg.train.tensorboard and ctx.main:
-        _projector(Path(out) / "tensorboard", monitor, method, cfg, int(cache.meta.get("time_compression", 1)))
+        _projector(Path(out) / "tensorboard", monitor, method, cfg, compression)
     return last
 
 
