@@ -85,8 +85,7 @@ def test_a_rank_killed_mid_run_restarts_the_job_from_last_pt_and_reaches_the_sam
                                env=ENV)
     assert reference.returncode == 0, reference.stderr[-3000:]
     run = tmp_path / "killed"
-    # restarts to spare: on a loaded machine a restarted round's gloo mesh can time out, and torchrun restarts again
-    proc = subprocess.Popen(_pretrain(run, cache, 3), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(_pretrain(run, cache, 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ENV)
     _kill_rank_1_after_step_2(run, proc)
     _, stderr = proc.communicate(timeout=180)
@@ -105,3 +104,33 @@ def test_a_rank_that_dies_for_good_ends_the_job_with_an_error(cache, tmp_path):
     _kill_rank_1_after_step_2(tmp_path, proc)
     _, stderr = proc.communicate(timeout=120)  # the hang detector
     assert proc.returncode != 0 and "SIGKILL" in stderr
+
+
+REJOIN = """
+import os, sys, time
+import torch, torch.distributed as dist
+from s3t.engine import setup_distributed
+
+rank, attempt = int(os.environ["RANK"]), int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+if attempt == 1 and rank == 0:
+    time.sleep(3)  # rank 1 reaches the store first and finds attempt 0's keys there
+setup_distributed("cpu")
+total = torch.tensor([rank + 1.0])
+dist.all_reduce(total)
+if attempt == 0 and rank == 1:
+    sys.exit(1)
+with open(os.path.join(os.path.dirname(__file__), f"rank{rank}-attempt{attempt}"), "w") as f:
+    f.write(f"{total.item():g}")
+"""
+
+
+def test_a_restarted_group_does_not_read_the_previous_attempts_addresses(tmp_path):
+    # torchrun keeps one store across restarts; a rank that joins before its peers must not find
+    # the last attempt's (dead) addresses there (pytorch#135712)
+    (tmp_path / "rejoin.py").write_text(REJOIN)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--max-restarts", "1", str(tmp_path / "rejoin.py")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}-attempt1").read_text() == "3"  # the restarted pair's all-reduce

@@ -98,9 +98,24 @@ def setup_distributed(device: str) -> Dist:
                              "train.device=cuda (each process takes the GPU of its LOCAL_RANK)")
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else dev.index or 0)
         torch.cuda.set_device(dev)
+    rank = int(os.environ.get("RANK", "0"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(int(os.environ.get("RANK", "0")), world, dev)
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            dist.init_process_group(backend, store=_attempt_store(world), rank=rank, world_size=world)
+        else:
+            dist.init_process_group(backend)
+    return Dist(rank, world, dev)
+
+
+def _attempt_store(world: int) -> dist.Store:
+    """torchrun's store, in a key space of this attempt's own. torchrun keeps one store for the
+    whole job, restarts included, and a restarted rank can read the dead attempt's addresses there
+    and fail or hang (pytorch#135712). Every worker of every node joins once per attempt, so the
+    join count tells the attempt apart (TORCHELASTIC_RESTART_COUNT differs between nodes)."""
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False)
+    attempt = (store.add("s3t/joined", 1) - 1) // world
+    return dist.PrefixStore(f"s3t/attempt{attempt}", store)
 
 
 @dataclass
