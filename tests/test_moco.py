@@ -153,6 +153,21 @@ def test_keys_of_the_query_track_are_no_negatives():
     assert torch.isfinite(m.contrast(x, x, torch.tensor([1, 5, 6, 7]))[0]).all()
 
 
+def test_batch_negatives_are_the_other_tracks_keys_of_the_same_step():
+    m = tiny_moco(queue=8)
+    m.cfg.batch_negatives = True
+    xq, xk, groups = torch.randn(4, 1, 64, 64), torch.randn(4, 1, 64, 64), torch.tensor([3, 5, 3, 7])
+    with torch.no_grad():
+        q, k = m.encode_queries(xq), m.encode_keys(xk)
+        logits, labels = m.contrast(xq, xk, groups)
+    assert logits.shape == (4, 1 + 8 + 4) and labels.tolist() == [0] * 4
+    batch = logits[:, 9:]
+    blocked = groups[:, None] == groups[None, :]  # its own key and its track's other clip
+    assert torch.isinf(batch[blocked]).all() and (batch[blocked] < 0).all()
+    torch.testing.assert_close(batch[~blocked], (q @ k.T / m.cfg.temperature)[~blocked])
+    assert torch.equal(logits[:, 0], (q * k).sum(1) / m.cfg.temperature)  # the positive is unchanged
+
+
 def bn_moco(groups: int = 2) -> MoCo:
     torch.manual_seed(0)
     return MoCo(build_encoder(ModelConfig(name="crnn_small", input_size=32, preprocessor="freq_tile")),

@@ -119,6 +119,9 @@ class MocoConfig:
     momentum: float = 0.999
     temperature: float = 0.2
     mask_same_track: bool = True  # queued keys of the query's own track are not negatives (not in the paper)
+    # the other keys of this step's global batch are negatives too (not in the paper): keys as fresh
+    # as the positive, so telling the positive from the negatives by the key encoder's drift fails
+    batch_negatives: bool = False
     bn_groups: int = 2  # BatchNorm encoders in one process: sub-batches with their own statistics (shuffle-BN)
 
 

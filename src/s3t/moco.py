@@ -196,8 +196,24 @@ class MoCo(Method):
         if groups is not None and self.cfg.mask_same_track:
             same = groups[:, None] == self.queue_groups[None, :]  # (N, K)
             logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], dim=1)
-        self.enqueue(gather_from_all_ranks(k), None if groups is None else gather_from_all_ranks(groups))
+        keys, key_groups = gather_from_all_ranks(k), None if groups is None else gather_from_all_ranks(groups)
+        if self.cfg.batch_negatives:
+            logits = torch.cat([logits, self._batch_logits(q, keys, groups, key_groups)], dim=1)
+        self.enqueue(keys, key_groups)
         return logits, labels
+
+    def _batch_logits(self, q: torch.Tensor, keys: torch.Tensor, groups: torch.Tensor | None,
+                      key_groups: torch.Tensor | None) -> torch.Tensor:
+        """Logits (N, G) of queries q (N, C) against the global batch's keys (G, C); −inf on each
+        query's own key and, when tracks are known, on every key of its track."""
+        with torch.autocast(q.device.type, enabled=False):
+            logits = q.float() @ keys.float().T / self.cfg.temperature
+        own = torch.zeros_like(logits, dtype=torch.bool)
+        start = len(q) * (dist.get_rank() if _world() > 1 else 0)  # this rank's share of the global batch
+        own[:, start : start + len(q)] = torch.eye(len(q), dtype=torch.bool, device=q.device)
+        if groups is not None:
+            own |= groups[:, None] == key_groups[None, :]
+        return logits.masked_fill(own, float("-inf"))
 
 
 @register_method("moco")
