@@ -45,26 +45,26 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     steps = json.loads((out / "steps.json").read_text())
     assert all(s["returncode"] == 0 for s in steps.values()), steps
-    # 4 S3T pre-training set-ups × 2 seeds and one CLMR run, 1 supervised run, and their probes
-    assert sum(k.startswith("pretrain/") for k in steps) == 9 and sum(k.startswith("supervised/") for k in steps) == 1
+    # 4 S3T pre-training set-ups and one CLMR run, 1 supervised run, and their probes
+    assert sum(k.startswith("pretrain/") for k in steps) == 5 and sum(k.startswith("supervised/") for k in steps) == 1
     assert "pretrain/clmr-seed0" in steps
     tables = (out / "tables.md").read_text()
     for table, spec in PAPER.items():
         assert f"## Table {table}" in tables
         for name in spec["rows"]:
             line = next(line for line in tables.splitlines() if line.startswith(f"| {name} |"))
-            # a measured mean (± a spread) and a wall time in every row
+            # a measured mean (± the probe seeds' spread) and a wall time in every row
             assert line.count(" ± ") == 2 and line.rstrip(" |").endswith("min"), line
     assert all(s["command"] in tables for s in steps.values())
 
     # an interrupted grid: one probe's result is gone; the rerun redoes exactly that step
-    victim = out / "probe" / "s3t-resnet18-time_fold-seed1-labels1" / "metrics.json"
+    victim = out / "probe" / "s3t-resnet18-time_fold-seed0-labels1" / "metrics.json"
     victim.unlink()
     again = reproduce(setting, out)
     assert again.returncode == 0, again.stderr[-3000:]
     assert victim.exists()
     redone = [line for line in again.stderr.splitlines() if "INFO s3t.reproduce: step" in line]
-    assert len(redone) == 1 and "s3t-resnet18-time_fold-seed1-labels1" in redone[0]
+    assert len(redone) == 1 and "s3t-resnet18-time_fold-seed0-labels1" in redone[0]
 
 
 def test_a_failed_step_whose_result_exists_runs_again(tmp_path):
@@ -78,3 +78,19 @@ def test_a_failed_step_whose_result_exists_runs_again(tmp_path):
     assert runner._step("pretrain/x", ["--version"], result)  # run again, and this time it succeeds
     assert runner.records["pretrain/x"]["returncode"] == 0 and runner.records["pretrain/x"]["command"] == "s3t --version"
     assert runner._step("pretrain/x", ["--no-such-flag"], result)  # done now: not run again
+
+
+def test_a_row_of_several_pre_training_seeds_reports_their_mean_and_spread(tmp_path):
+    from s3t.reproduce import Runner
+
+    runner = Runner("corpus", "folder", "root", "small", tmp_path)
+    for seed, top1 in zip((0, 1, 2), (0.40, 0.50, 0.60)):
+        key = f"probe/random-swin_mini-seed{seed}-labels1"
+        scores = {"mean": top1, "values": [top1 - 0.05, top1 + 0.05]}  # probe seeds: not the row's spread
+        (tmp_path / key).mkdir(parents=True)
+        (tmp_path / key / "metrics.json").write_text(json.dumps(
+            {"multilabel": False, "track": {"top1_accuracy": scores, "top5_accuracy": scores}}))
+        runner.records[key] = {"command": f"s3t linear-eval {seed}", "wall_s": 60.0, "returncode": 0}
+    runner.write_tables()
+    line = next(row for row in (tmp_path / "tables.md").read_text().splitlines() if row.startswith("| Random Init |"))
+    assert line.endswith("| 50.0 ± 10.0 | 50.0 ± 10.0 | 3.0 min |"), line

@@ -46,8 +46,8 @@ BUDGETS = {
     "small": Budget("cpu-small", 10, 3, 3, 50, {"ResNet50": "resnet_small", "MSNet-BiGRU": "crnn_small",
                                                  "Swin-T": "swin_mini"},
                     clmr=("model.name=samplecnn_small", "train.batch_size=16")),
-    # a few seconds a step: for tests of the runner itself
-    "tiny": Budget("tiny", 1, 2, 2, 3, {"ResNet50": "resnet18", "MSNet-BiGRU": "crnn_small", "Swin-T": "swin_nano"},
+    # a few seconds a step, one pre-training seed: for tests of the runner itself
+    "tiny": Budget("tiny", 1, 1, 2, 3, {"ResNet50": "resnet18", "MSNet-BiGRU": "crnn_small", "Swin-T": "swin_nano"},
                    ("train.batch_size=4", "moco.queue_size=8"), tile_copies=2,
                    clmr=("model.name=samplecnn_small", "train.batch_size=4", "train.workers=0")),
 }
