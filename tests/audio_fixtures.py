@@ -109,3 +109,9 @@ def write_calm_busy_folder(root: Path, per_class: int = 10) -> Path:
         for k in range(per_class):
             write_labeled_music(root / name / f"{name}{k}.wav", label, seed=label * 100 + k)
     return root
+
+
+def make_corpus(root: Path, n: int = 6, seconds: float = 3.0) -> list[Path]:
+    exts = [".wav", ".flac", ".ogg", ".mp3"]
+    return [write_music(root / f"artist{i % 2}" / f"song {i}{exts[i % 4]}", seconds=seconds, sr=44100,
+                        channels=1 + i % 2, seed=i) for i in range(n)]

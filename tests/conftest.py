@@ -34,3 +34,23 @@ def cache(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("train_cache")
     prepare(audio_dir, out, workers=0, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """Six 3-s tracks in four formats, mono and stereo, in two artist folders."""
+    from audio_fixtures import make_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    make_corpus(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def prepared(corpus, tmp_path_factory) -> Path:
+    """`corpus` prepared (read it, never change it)."""
+    from s3t.prepare import prepare
+
+    out = tmp_path_factory.mktemp("cache")
+    prepare(corpus, out, workers=0, progress=False)
+    return out

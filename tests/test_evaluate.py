@@ -14,7 +14,7 @@ from audio_fixtures import FFMPEG_FORMATS, write_calm_busy_folder, write_ffmpeg,
 from s3t.cli import main as cli
 from s3t.config import load_config
 from s3t.datasets import load_folder
-from s3t.encoder import CqtStatsEncoder, Encoder, embed, load_encoder, random_encoder
+from s3t.encoder import Encoder, embed, load_encoder, random_encoder
 from s3t.evaluate import linear_eval
 from s3t.prepare import prepare
 from s3t.train import pretrain
@@ -57,12 +57,6 @@ def test_embed_files_waves_and_windows(folder_tree):
     np.testing.assert_allclose(windowed, feats, rtol=1e-5, atol=1e-6)
     long = np.zeros((84, 300), np.float32)
     assert encoder.inputs_of(long, windows=True).shape == (3, 84, 128)  # starts 0, 64, 128
-
-
-def test_random_encoder_is_seeded():
-    cfg = load_config([TINY]).model
-    a, b, c = random_encoder(cfg, seed=0), random_encoder(cfg, seed=0), random_encoder(cfg, seed=1)
-    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
 
 
 def test_linear_eval_never_changes_the_encoder(folder_tree, checkpoint, tmp_path):
@@ -295,33 +289,6 @@ def test_embed_progress_of_another_encoder_is_not_reused(folder_tree, tmp_path, 
     with np.load(out) as f:
         np.testing.assert_allclose(f["features"], embed_module.extract_features(cache, other, progress=False),
                                    rtol=1e-5, atol=1e-6)
-
-
-def test_cqt_stats_is_the_per_bin_mean_and_std_of_each_clip():
-    rng = np.random.default_rng(0)
-    clips = [rng.normal(-40, 10, (84, n)).astype(np.float32) for n in (50, 300)]  # lengths differ
-    feats = extract_features_of(CqtStatsEncoder(), clips)
-    for clip, f in zip(clips, feats):
-        assert f.shape == (168,)
-        np.testing.assert_allclose(f, np.concatenate([clip.mean(1), clip.std(1)]), rtol=1e-5, atol=1e-4)
-
-
-def extract_features_of(encoder, clips):
-    from s3t.encoder import _embed_clips
-
-    return np.stack(list(_embed_clips(encoder, clips, None, batch_size=8)))
-
-
-def test_embedding_setting_comes_from_the_config():
-    cfg = load_config([TINY])  # 128 input frames
-    resize = random_encoder(cfg.model)
-    windows = random_encoder(load_config([TINY], ["model.embedding=windows"]).model)
-    clip = torch.randn(84, 320)
-    assert resize.inputs_of(clip).shape == (1, 84, 128)
-    assert windows.inputs_of(clip).shape == (4, 84, 128)  # starts 0, 64, 128, 192
-    assert torch.equal(windows.inputs_of(clip)[1], clip[:, 64:192])
-    assert windows.inputs_of(clip, windows=False).shape == (1, 84, 128)  # an explicit choice wins
-    assert resize.fingerprint() != windows.fingerprint()  # feature files never mix the two
 
 
 def test_linear_eval_takes_the_cqt_stats_reference_from_the_cli(folder_tree, tmp_path):

@@ -1,42 +1,19 @@
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from audio_fixtures import synth_music, write_broken_files, write_music
+from audio_fixtures import make_corpus, synth_music, write_broken_files
 from s3t import audio
 from s3t.cache import CacheError, open_cache
-from s3t.checkpoint import load_checkpoint
 from s3t.prepare import InputError, list_sources, log_cqt_frames, prepare
-
-
-def make_corpus(root: Path, n: int = 6, seconds: float = 3.0) -> list[Path]:
-    exts = [".wav", ".flac", ".ogg", ".mp3"]
-    return [write_music(root / f"artist{i % 2}" / f"song {i}{exts[i % 4]}", seconds=seconds, sr=44100,
-                        channels=1 + i % 2, seed=i) for i in range(n)]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    make_corpus(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def prepared(corpus, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cache")
-    prepare(corpus, out, workers=0, progress=False)
-    return out
 
 
 def test_cache_holds_the_log_cqt_of_every_track(corpus, prepared):
@@ -58,21 +35,6 @@ def test_cached_values_match_the_float32_cqt(corpus, prepared):
     wave = audio.load_audio(corpus / cache.track_ids[0])
     ref = audio.cqt(wave)[0].numpy()
     np.testing.assert_allclose(cache[0].astype(np.float32), ref, atol=0.07)  # float16 at |x| <= 128
-
-
-def test_crops_are_views_of_the_track(prepared):
-    cache = open_cache(prepared)
-    whole = np.array(cache[2])
-    np.testing.assert_array_equal(cache.crop(2, 10, 50), whole[:, 10:60])
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        c = cache.random_crop(2, 40, rng)
-        assert c.shape == (84, 40)
-        starts = [s for s in range(whole.shape[1] - 39) if np.array_equal(whole[:, s : s + 40], c)]
-        assert starts
-    assert cache.random_crop(2, 10**6, rng).shape == whole.shape  # longer than the track: all of it
-    with pytest.raises(IndexError):
-        cache.crop(2, whole.shape[1] - 5, 10)
 
 
 def test_resume_skips_done_tracks(corpus, prepared):
@@ -153,19 +115,6 @@ def test_bad_inputs_fail_with_the_expected_form(tmp_path):
         open_cache(tmp_path)
 
 
-def test_damaged_shard_is_detected(corpus, tmp_path):
-    prepare(corpus, tmp_path, workers=0, progress=False)
-    shard = next((tmp_path / "shards").iterdir())
-    data = bytearray(shard.read_bytes())
-    data[-10] ^= 0xFF
-    shard.write_bytes(bytes(data))
-    with pytest.raises(CacheError, match="checksum mismatch.*run `s3t prepare` again"):
-        open_cache(tmp_path).verify()
-    shard.write_bytes(bytes(data[:-100]))
-    with pytest.raises(CacheError, match="damaged"):
-        open_cache(tmp_path)[0]
-
-
 def test_pretrain_and_embed_refuse_a_flipped_bit_and_prepare_rebuilds_it(corpus, tmp_path):
     reference = tmp_path / "reference"
     prepare(corpus, reference, workers=0, progress=False)
@@ -190,36 +139,6 @@ def test_pretrain_and_embed_refuse_a_flipped_bit_and_prepare_rebuilds_it(corpus,
 
 def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "s3t", *args], capture_output=True, text=True, timeout=300, **kw)
-
-
-def test_parts_prepared_apart_are_read_as_one_corpus(corpus, prepared, tmp_path):
-    from s3t.cache import Corpus, open_corpus
-    from s3t.cli import main as cli
-
-    parts = [tmp_path / f"part{k}" for k in (1, 2)]
-    for k, out in enumerate(parts, 1):
-        assert cli(["prepare", str(corpus), "--out", str(out), "--workers", "0", "--part", f"{k}/2",
-                    "--no-progress"]) == 0
-    whole = open_cache(prepared)
-    ids = [open_cache(p).track_ids for p in parts]
-    assert [len(i) for i in ids] == [3, 3] and not set(ids[0]) & set(ids[1])
-    both = open_corpus(parts)
-    assert isinstance(both, Corpus) and sorted(both.track_ids) == whole.track_ids
-    for i, track in enumerate(both.track_ids):  # every item reads as it does from the whole cache
-        j = whole.track_ids.index(track)
-        assert both.frames[i] == whole.frames[j] and np.array_equal(both[i], whole[j])
-        assert np.array_equal(both.frames_at(i, np.array([0, 2])), whole.crop(j, 0, 3)[:, [0, 2]])
-    # pretraining reads the parts as one corpus: 6 tracks, one batch of 6 per epoch
-    run = tmp_path / "run"
-    assert cli(["pretrain", "--data", *map(str, parts), "--out", str(run), "--config", "tiny", "--no-progress",
-                "--set", "train.batch_size=6", "moco.queue_size=12", "optim.epochs=2", "train.workers=0"]) == 0
-    assert load_checkpoint(run / "last.pt")["progress"]["step"] == 2
-    # caches prepared differently are not one corpus
-    prepare(corpus, tmp_path / "pooled", workers=0, time_compression=4, progress=False)
-    with pytest.raises(CacheError, match="must be prepared alike"):
-        open_corpus([parts[0], tmp_path / "pooled"])
-    with pytest.raises(SystemExit):
-        cli(["prepare", str(corpus), "--out", str(tmp_path / "x"), "--part", "3/2"])
 
 
 def test_cli_prepare_end_to_end(tmp_path):
@@ -262,29 +181,6 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
         np.testing.assert_array_equal(a[i], b[i])
     b.verify()
     assert not list((out / "shards").glob("*.tmp"))
-
-
-class FirstFrames(torch.utils.data.Dataset):
-    """The first 32 frames of each cached track; the Cache travels to spawned workers by pickle."""
-
-    def __init__(self, cache):
-        self.cache = cache
-
-    def __len__(self):
-        return len(self.cache)
-
-    def __getitem__(self, i):
-        return torch.from_numpy(np.array(self.cache.crop(i, 0, 32), dtype=np.float32))
-
-
-def test_cache_is_readable_from_dataloader_workers(prepared):
-    cache = open_cache(prepared)
-    cache[0]  # open a memory map here first: it must not travel to the workers
-    loader = torch.utils.data.DataLoader(FirstFrames(cache), batch_size=3, num_workers=2,
-                                         multiprocessing_context="spawn")
-    batches = list(loader)
-    assert [tuple(b.shape) for b in batches] == [(3, 84, 32), (3, 84, 32)]
-    np.testing.assert_array_equal(batches[1][0].numpy(), cache.crop(3, 0, 32).astype(np.float32))
 
 
 def test_bad_device_fails_at_once(corpus, tmp_path):
@@ -356,20 +252,3 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
         for i in range(len(a)):
             np.testing.assert_array_equal(a[i], b[i])
         b.verify()
-
-
-def test_cache_killed_inside_a_commit_opens_with_the_last_committed_tracks(prepared, tmp_path):
-    cache = tmp_path / "cache"
-    shutil.copytree(prepared, cache)
-    kill_inside_commit = (
-        "import os, signal, sqlite3, sys\n"
-        "db = sqlite3.connect(sys.argv[1])\n"
-        "db.execute('PRAGMA cache_size=1')\n"  # spill pages so the journal is on disk before the kill
-        "db.execute('BEGIN')\n"
-        "db.executemany('INSERT INTO skipped VALUES (?, ?, ?)', [(str(i), 'x' * 200, 'y') for i in range(5000)])\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n")
-    subprocess.run([sys.executable, "-c", kill_inside_commit, str(cache / "index.sqlite")])
-    assert (cache / "index.sqlite-journal").stat().st_size > 0
-    reopened, committed = open_cache(cache), open_cache(prepared)
-    assert reopened.track_ids == committed.track_ids
-    assert reopened.skipped == committed.skipped

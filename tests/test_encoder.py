@@ -1,0 +1,45 @@
+"""Encoders as feature extractors: seeded random weights, the cqt-stats reference, the embedding
+setting (one resize or windows) carried by the config and the fingerprint."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s3t.config import load_config
+from s3t.encoder import CqtStatsEncoder, random_encoder
+
+TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
+
+
+def test_random_encoder_is_seeded():
+    cfg = load_config([TINY]).model
+    a, b, c = random_encoder(cfg, seed=0), random_encoder(cfg, seed=0), random_encoder(cfg, seed=1)
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_cqt_stats_is_the_per_bin_mean_and_std_of_each_clip():
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(-40, 10, (84, n)).astype(np.float32) for n in (50, 300)]  # lengths differ
+    feats = extract_features_of(CqtStatsEncoder(), clips)
+    for clip, f in zip(clips, feats):
+        assert f.shape == (168,)
+        np.testing.assert_allclose(f, np.concatenate([clip.mean(1), clip.std(1)]), rtol=1e-5, atol=1e-4)
+
+
+def extract_features_of(encoder, clips):
+    from s3t.encoder import _embed_clips
+
+    return np.stack(list(_embed_clips(encoder, clips, None, batch_size=8)))
+
+
+def test_embedding_setting_comes_from_the_config():
+    cfg = load_config([TINY])  # 128 input frames
+    resize = random_encoder(cfg.model)
+    windows = random_encoder(load_config([TINY], ["model.embedding=windows"]).model)
+    clip = torch.randn(84, 320)
+    assert resize.inputs_of(clip).shape == (1, 84, 128)
+    assert windows.inputs_of(clip).shape == (4, 84, 128)  # starts 0, 64, 128, 192
+    assert torch.equal(windows.inputs_of(clip)[1], clip[:, 64:192])
+    assert windows.inputs_of(clip, windows=False).shape == (1, 84, 128)  # an explicit choice wins
+    assert resize.fingerprint() != windows.fingerprint()  # feature files never mix the two
