@@ -172,3 +172,12 @@ def test_item_paths_are_absolute_from_a_relative_root(tmp_path, monkeypatch):
     touch(tmp_path / "data" / "rock" / "a.wav")
     monkeypatch.chdir(tmp_path)
     assert load_folder("data").items[0].path == str(tmp_path / "data" / "rock" / "a.wav")
+
+
+def test_every_loader_takes_the_split_seed_so_none_is_called_by_name():
+    import inspect
+
+    from s3t.datasets import LOADERS
+
+    for name, loader in LOADERS.items():
+        assert inspect.signature(loader).parameters["seed"].default == 0, name

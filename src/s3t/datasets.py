@@ -79,8 +79,9 @@ GTZAN_TREE = """  ROOT/genres/blues/blues.00000.wav   (or .au; ROOT may also be 
   ... 10 genre folders, 100 clips each"""
 
 
-def load_gtzan(root: str | Path) -> LabeledSet:
-    """GTZAN with the fault-filtered split of Kereliuk et al. (443 / 197 / 290 clips)."""
+def load_gtzan(root: str | Path, seed: int = 0) -> LabeledSet:
+    """GTZAN with the fault-filtered split of Kereliuk et al. (443 / 197 / 290 clips); a fixed split, so
+    `seed` draws nothing."""
     root = _absolute(root)
     genres = next((d for d in (root / "genres", root / "genres_original", root) if (d / "blues").is_dir()), None)
     if genres is None:
@@ -134,8 +135,8 @@ def _read_fma_tracks(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def load_fma(root: str | Path, subset: str = "small") -> LabeledSet:
-    """FMA-small: the official training/validation/test split, label `track.genre_top`."""
+def load_fma(root: str | Path, seed: int = 0, subset: str = "small") -> LabeledSet:
+    """FMA-small: the official training/validation/test split (`seed` draws nothing), label `track.genre_top`."""
     root = _absolute(root)
     tracks = root / "fma_metadata" / "tracks.csv"
     audio_dir = root / f"fma_{subset}"
@@ -169,8 +170,9 @@ MTAT_TREE = """  ROOT/annotations_final.csv   (tab-separated: clip_id, 188 tag c
 MTAT_SPLIT_OF_FOLDER = {**{c: "train" for c in "0123456789ab"}, "c": "valid", **{c: "test" for c in "def"}}
 
 
-def load_mtat(root: str | Path, n_tags: int = 50) -> LabeledSet:
-    """MagnaTagATune: the `n_tags` most frequent tags; folders 0-b train, c valid, d-f test."""
+def load_mtat(root: str | Path, seed: int = 0, n_tags: int = 50) -> LabeledSet:
+    """MagnaTagATune: the `n_tags` most frequent tags; folders 0-b train, c valid, d-f test (`seed` draws
+    nothing)."""
     root = _absolute(root)
     annotations = root / "annotations_final.csv"
     if not annotations.is_file():
@@ -297,9 +299,7 @@ LOADERS = {"gtzan": load_gtzan, "fma": load_fma, "mtat": load_mtat, "folder": lo
 
 
 def load_dataset(kind: str, root: str | Path, seed: int = 0) -> LabeledSet:
-    """One of LOADERS by name; `seed` draws the split of folder/csv data that has none."""
+    """One of LOADERS by name; `seed` draws the split of data that has none (every loader takes it)."""
     if kind not in LOADERS:
         raise DatasetError(f"unknown dataset {kind!r}; expected one of {', '.join(LOADERS)}")
-    if kind in ("folder", "csv"):
-        return LOADERS[kind](root, seed=seed)
-    return LOADERS[kind](root)
+    return LOADERS[kind](root, seed=seed)
