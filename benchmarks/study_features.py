@@ -76,7 +76,24 @@ def track_top1(scores, y, tracks, mask) -> float:
     return float(np.mean([v[0].argmax() == v[1] for v in by.values()]))
 
 
-def cv_top1(x, y, split, tracks, folds: int = 5, C: float = 0.1) -> tuple[float, float]:
+class Whitener:
+    """PCA whitening with shrinkage: components scaled by 1 / sqrt(eigenvalue + eps · mean eigenvalue)."""
+
+    def __init__(self, eps: float):
+        self.eps = eps
+
+    def fit(self, x: np.ndarray) -> Whitener:
+        self.mean = x.mean(0)
+        _, s, vt = np.linalg.svd(x - self.mean, full_matrices=False)
+        eig = s**2 / len(x)
+        self.w = vt.T / np.sqrt(eig + self.eps * eig.mean())
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) @ self.w
+
+
+def cv_top1(x, y, split, tracks, folds: int = 5, C: float = 0.1, scaling=StandardScaler) -> tuple[float, float]:
     """Track-grouped, class-stratified k-fold logistic regression over the train and valid clips only
     (the test split is never read): mean clip top-1 and track top-1 over the held-out folds. Uses every
     training clip as a held-out clip once, so it is far less noisy than the 9 validation tracks."""
@@ -86,7 +103,7 @@ def cv_top1(x, y, split, tracks, folds: int = 5, C: float = 0.1) -> tuple[float,
     xs, ys, groups = x[keep], y[keep], np.array(tracks)[keep]
     clip_hits, track_hits = [], []
     for train, held in StratifiedGroupKFold(folds, shuffle=True, random_state=0).split(xs, ys, groups):
-        scaler = StandardScaler().fit(xs[train])
+        scaler = scaling().fit(xs[train])
         lr = LogisticRegression(C=C, max_iter=3000).fit(scaler.transform(xs[train]), ys[train])
         s = lr.predict_proba(scaler.transform(xs[held]))
         clip_hits += list(s.argmax(1) == ys[held])
@@ -96,14 +113,15 @@ def cv_top1(x, y, split, tracks, folds: int = 5, C: float = 0.1) -> tuple[float,
     return float(np.mean(clip_hits)), float(np.sum(track_hits) / n_tracks)
 
 
-def probe_all(x, y, split, tracks, n_classes) -> dict:
+def probe_all(x, y, split, tracks, n_classes, scaling=StandardScaler) -> dict:
+    """The three probes; `scaling` is the scikit-learn probes' feature scaling (fit on their train part)."""
     split = np.array(split)
     tr, va, te = (split == s for s in ("train", "valid", "test"))
     res = {}
     p = train_probe(x[tr], y[tr], x[va], y[va], n_classes, False, ProbeConfig(), 64, 0)
     s = p.scores(x)
     res["adamw"] = (float((s[te].argmax(1) == y[te]).mean()), track_top1(s, y, tracks, te))
-    scaler = StandardScaler().fit(x[tr])
+    scaler = scaling().fit(x[tr])
     xs = scaler.transform(x)
     best = None
     for C in (1e-3, 1e-2, 1e-1, 1.0, 10.0):
@@ -113,7 +131,7 @@ def probe_all(x, y, split, tracks, n_classes) -> dict:
             best = (acc, C, lr)
     s = best[2].predict_proba(xs)
     res["sklearn"] = (float((s[te].argmax(1) == y[te]).mean()), track_top1(s, y, tracks, te), best[1])
-    res["cv-train"] = cv_top1(x, y, split, tracks)
+    res["cv-train"] = cv_top1(x, y, split, tracks, scaling=scaling)
     return res
 
 
@@ -125,15 +143,18 @@ def main(argv=None) -> None:
     p.add_argument("--set", nargs="*", default=[], dest="overrides")
     p.add_argument("--checkpoint", nargs="*", default=[])
     p.add_argument("--readouts", nargs="*", default=list(READOUTS))
+    p.add_argument("--whiten", type=float, metavar="EPS",
+                   help="whiten the scikit-learn probes' features (shrinkage EPS) instead of standardising them")
     p.add_argument("--json")
     args = p.parse_args(argv)
+    scaling = StandardScaler if args.whiten is None else (lambda: Whitener(args.whiten))
     torch.set_num_threads(2)
     cache = open_cache(args.cache)
     split, y, tracks, classes = dev_split(cache)
     rows = []
 
     def report(name, pooling, x):
-        r = probe_all(x, y, split, tracks, len(classes))
+        r = probe_all(x, y, split, tracks, len(classes), scaling)
         for probe, v in r.items():
             rows.append({"encoder": name, "pooling": pooling, "probe": probe, "dim": x.shape[1],
                          "clip_top1": v[0], "track_top1": v[1], **({"C": v[2]} if len(v) > 2 else {})})

@@ -3,8 +3,10 @@ encoder keep what a random one has?
 
 `retrieval`: embeds the dev clip cache with `cqt-stats`, random encoders and checkpoints, and scores
 (a) track retrieval@1, the pretext itself (for each clip whose track has another clip, is its nearest
-other clip, by cosine on standardised features, from the same track?) and (b) the class of the
-nearest clip of another track (1-NN, leave-one-track-out).
+other clip, by cosine on standardised features, from the same track?), the same on PCA-whitened
+features (top 128 components at unit variance: a few dominant directions then no longer decide the
+cosine), (b) the class of the nearest clip of another track (1-NN, leave-one-track-out) and (c) the
+effective rank of the features.
 
 `queue`: loads a MoCo checkpoint and encodes one batch of 64 items of distinct tracks of a corpus
 (track positives, the run's augmentation): the mean cosine of each query with its positive, with the
@@ -37,9 +39,26 @@ from s3t.methods import build_method, spectrogram_views  # noqa: E402
 from s3t.train import TwoCropDataset, track_groups  # noqa: E402
 
 
+def standardised(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean(0)) / (x.std(0) + 1e-6)
+
+
+def whitened(x: np.ndarray, k: int = 128) -> np.ndarray:
+    """The top-k principal components, each scaled to unit variance (PCA whitening)."""
+    u, _, _ = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    return u[:, :k]
+
+
+def effective_rank(x: np.ndarray) -> float:
+    """exp(entropy of the centred features' variance spectrum): how many directions carry the variance."""
+    s = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2
+    p = s / s.sum()
+    return float(np.exp(-(p * np.log(p + 1e-12)).sum()))
+
+
 def retrieval_scores(x: np.ndarray, y: np.ndarray, tracks: np.ndarray) -> tuple[float, float]:
-    """(track retrieval@1 over clips whose track has another clip, class 1-NN among other tracks)."""
-    x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    """(track retrieval@1 over clips whose track has another clip, class 1-NN among other tracks),
+    by cosine on `x` as given."""
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
     sim = x @ x.T
     np.fill_diagonal(sim, -np.inf)
@@ -63,9 +82,10 @@ def retrieval(args) -> None:
         for readout in args.readouts:
             rows.append((name, readout, extract_features(cache, read_out(encoder, readout), progress=False)))
     for name, readout, x in rows:
-        found, knn = retrieval_scores(x, y, tracks)
-        print(f"{name:40s} {readout:13s} track retrieval@1 {found:.3f}   class 1-NN (other tracks) {knn:.3f}",
-              flush=True)
+        found, knn = retrieval_scores(standardised(x), y, tracks)
+        white, _ = retrieval_scores(whitened(x), y, tracks)
+        print(f"{name:40s} {readout:13s} track retrieval@1 {found:.3f} (PCA-whitened: {white:.3f})   class 1-NN "
+              f"(other tracks) {knn:.3f}   effective rank {effective_rank(x):.1f}", flush=True)
 
 
 @torch.no_grad()
