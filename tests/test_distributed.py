@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from processes import launched, run_group
 from s3t.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).parent / "ddp_worker.py"
@@ -23,7 +24,7 @@ def _run(out: Path, nan_policy: str, nan_step: int, processes: int) -> subproces
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
     launcher = launcher if processes > 1 else []
     cmd = [sys.executable, *launcher, str(WORKER), str(out), nan_policy, str(nan_step)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=ENV)
+    return run_group(cmd, ENV, timeout=180)
 
 
 def _rank(out: Path, r: int) -> dict:
@@ -81,14 +82,12 @@ def _kill_rank_1_after_step_2(out: Path, proc: subprocess.Popen) -> None:
 
 
 def test_a_rank_killed_mid_run_restarts_the_job_from_last_pt_and_reaches_the_same_weights(cache, tmp_path):
-    reference = subprocess.run(_pretrain(tmp_path / "ref", cache, 0), capture_output=True, text=True, timeout=180,
-                               env=ENV)
+    reference = run_group(_pretrain(tmp_path / "ref", cache, 0), ENV, timeout=180)
     assert reference.returncode == 0, reference.stderr[-3000:]
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_pretrain(run, cache, 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV)
-    _kill_rank_1_after_step_2(run, proc)
-    _, stderr = proc.communicate(timeout=180)
+    with launched(_pretrain(run, cache, 1), ENV) as proc:
+        _kill_rank_1_after_step_2(run, proc)
+        _, stderr = proc.communicate(timeout=180)
     assert proc.returncode == 0, stderr[-3000:]
     assert "resumed" in stderr  # the restarted workers went on from last.pt without being told
     want, got = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(run / "last.pt")
@@ -99,10 +98,9 @@ def test_a_rank_killed_mid_run_restarts_the_job_from_last_pt_and_reaches_the_sam
 
 
 def test_a_rank_that_dies_for_good_ends_the_job_with_an_error(cache, tmp_path):
-    proc = subprocess.Popen(_pretrain(tmp_path, cache, 0), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV)
-    _kill_rank_1_after_step_2(tmp_path, proc)
-    _, stderr = proc.communicate(timeout=120)  # the hang detector
+    with launched(_pretrain(tmp_path, cache, 0), ENV) as proc:
+        _kill_rank_1_after_step_2(tmp_path, proc)
+        _, stderr = proc.communicate(timeout=120)  # the hang detector
     assert proc.returncode != 0 and "SIGKILL" in stderr
 
 
@@ -130,7 +128,7 @@ def test_a_restarted_group_does_not_read_the_previous_attempts_addresses(tmp_pat
     (tmp_path / "rejoin.py").write_text(REJOIN)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "--max-restarts", "1", str(tmp_path / "rejoin.py")]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV)
+    result = run_group(cmd, ENV, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):
         assert (tmp_path / f"rank{rank}-attempt1").read_text() == "3"  # the restarted pair's all-reduce

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from audio_fixtures import write_music
+from processes import launched, run_group
 from s3t.checkpoint import load_checkpoint
 from s3t.config import load_config
 from s3t.prepare import prepare
@@ -75,7 +76,7 @@ def _torchrun(launcher: list[str], cache: Path, out: Path) -> list[str]:
 def test_torchrun_two_cpu_processes_on_one_node_and_on_two(cache, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one_node = ["--standalone", "--nproc_per_node", "2"]
-    result = subprocess.run(_torchrun(one_node, cache, tmp_path), capture_output=True, text=True, timeout=300, env=env)
+    result = run_group(_torchrun(one_node, cache, tmp_path), env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "all 2 ranks hold the same weights" in result.stderr
     ckpt = load_checkpoint(tmp_path / "last.pt")
@@ -89,9 +90,10 @@ def test_torchrun_two_cpu_processes_on_one_node_and_on_two(cache, tmp_path):
         port = s.getsockname()[1]
     two_nodes = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d", "--rdzv_id", "s3t-test",
                  "--rdzv_endpoint", f"127.0.0.1:{port}"]
-    nodes = [subprocess.Popen(_torchrun(two_nodes, cache, tmp_path / "nodes"), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
-    errors = [node.communicate(timeout=300)[1] for node in nodes]
+    with launched(_torchrun(two_nodes, cache, tmp_path / "nodes"), env, stdout=subprocess.DEVNULL) as first, \
+            launched(_torchrun(two_nodes, cache, tmp_path / "nodes"), env, stdout=subprocess.DEVNULL) as second:
+        nodes = [first, second]
+        errors = [node.communicate(timeout=300)[1] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], errors[0][-2000:] + errors[1][-2000:]
     spread = load_checkpoint(tmp_path / "nodes" / "last.pt")
     for part in ("encoder", "method_state"):
