@@ -38,6 +38,7 @@ def dev_split(cache, seed: int = 0) -> tuple[list[str], np.ndarray, list[str], n
     """Per clip: its split (train/valid/test; valid = a stratified tenth of the train tracks),
     label id, track; as linear-eval draws them."""
     labels, splits, tracks = cache.column("label"), cache.column("split"), cache.column("track")
+    tracks = [t if t is not None else item for t, item in zip(tracks, cache.track_ids)]  # whole-track cache
     classes = sorted(set(labels))
     train_tracks: dict[str, list[str]] = {}
     for lab, s, t in zip(labels, splits, tracks):
