@@ -27,8 +27,8 @@ from study_features import cv_top1, dev_split, read_out  # noqa: E402
 from s3t.augment import resize_time  # noqa: E402
 from s3t.cache import open_cache  # noqa: E402
 from s3t.config import load_config  # noqa: E402
-from s3t.encoder import CqtStatsEncoder, Encoder, extract_features, load_encoder, random_encoder  # noqa: E402
-from s3t.preprocess import model_input  # noqa: E402
+from s3t.encoder import (CqtStatsEncoder, Encoder, _embed_clips, extract_features, load_encoder,  # noqa: E402
+                         random_encoder)
 
 FITS = ("stretch", "loop", "pad")
 
@@ -43,14 +43,10 @@ def fit(x: torch.Tensor, frames: int, how: str) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, frames - T), value=float(x.min()))
 
 
-@torch.no_grad()
-def embed(encoder: Encoder, cache, indices: np.ndarray, how: str, batch: int = 64) -> np.ndarray:
-    out = []
-    for s in range(0, len(indices), batch):
-        clips = [torch.as_tensor(np.asarray(cache[i], np.float32)) for i in indices[s : s + batch]]
-        x = torch.stack([fit(c, encoder.frames, how) for c in clips])
-        out.append(encoder.backbone(model_input(x, encoder.model_cfg)).numpy())
-    return np.concatenate(out)
+def embed(encoder: Encoder, cache, indices: np.ndarray, how: str) -> np.ndarray:
+    """The encoder's own batched embedding (`_embed_clips`) of clips already fitted to its input length."""
+    clips = (fit(torch.as_tensor(np.asarray(cache[i], np.float32)), encoder.frames, how) for i in indices)
+    return np.stack(list(_embed_clips(encoder, clips, windows=False, batch_size=64)))
 
 
 def main(argv=None) -> None:
