@@ -10,7 +10,7 @@ def test_built_in_methods_are_registered_and_built_from_the_config():
     moco = build_method(load_config(["tiny"]))
     simclr = build_method(load_config(["clmr"], ["model.name=samplecnn_small"]))
     assert {"moco", "simclr"} <= set(METHODS)
-    assert isinstance(moco, Method) and moco.name == "moco" and moco.stat_names == ("acc1",)
+    assert isinstance(moco, Method) and moco.name == "moco" and moco.stat_names == ("acc1", "uniformity")
     assert simclr.name == "simclr" and simclr.encoder.input_kind == "wave"
     # SimCLR on the spectrogram pipeline too: the same method, another encoder
     assert build_method(load_config(["tiny"], ["train.method=simclr"])).encoder.input_kind == "spectrogram"

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from s3t.config import Config, MocoConfig, ModelConfig
 from s3t.models import build_encoder
-from s3t.moco import MoCo, info_nce, momentum_update, projection_head
+from s3t.moco import MoCo, info_nce, momentum_update, projection_head, uniformity
 
 
 def tiny_moco(queue: int = 16, momentum: float = 0.9) -> MoCo:
@@ -38,6 +38,26 @@ def test_a_training_step_returns_the_loss_and_acc1_and_the_key_encoder_follows_a
     m.after_step()
     for before, k, q in zip(k_before, m.encoder_k.parameters(), m.encoder.parameters()):
         torch.testing.assert_close(k, 0.5 * before + 0.5 * q)
+
+
+def test_uniformity_of_known_point_sets():
+    e = torch.eye(4) * 3.0  # four orthonormal directions (any length): every pair at squared distance 2
+    assert uniformity(e).item() == pytest.approx(-4.0)
+    assert uniformity(torch.ones(5, 3)).item() == pytest.approx(0.0)
+    two = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])  # antipodes: squared distance 4
+    assert uniformity(two).item() == pytest.approx(-8.0)
+
+
+def test_the_uniformity_weight_adds_the_backbones_uniformity_to_the_loss():
+    views = torch.randn(4, 2, 84, 64) * 20 - 40
+    plain, with_term = tiny_moco(queue=8), tiny_moco(queue=8)
+    with_term.cfg.uniformity = 0.5
+    loss0, stats0 = plain((views, torch.arange(4)), torch.Generator().manual_seed(0))
+    loss1, stats1 = with_term((views, torch.arange(4)), torch.Generator().manual_seed(0))
+    assert stats0["uniformity"] == pytest.approx(stats1["uniformity"]) and -4.0 < stats0["uniformity"] < 0.0
+    assert loss1.item() == pytest.approx(loss0.item() + 0.5 * stats0["uniformity"], abs=1e-5)
+    loss1.backward()  # the term reaches the backbone, not through the projection head
+    assert all(p.grad is not None for p in with_term.encoder.parameters() if p.requires_grad)
 
 
 def test_momentum_update_by_hand():

@@ -46,6 +46,13 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature:
     return logits, labels
 
 
+def uniformity(h: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """Wang & Isola (2020): log of the mean of exp(−t‖x − y‖²) over pairs of the L2-normalised rows
+    of h (N, D). 0 when all rows are equal; about −4 for many rows spread evenly over a high-dimensional sphere."""
+    z = F.normalize(h.float(), dim=1)
+    return torch.pdist(z).pow(2).mul(-t).exp().mean().log()
+
+
 @torch.no_grad()
 def momentum_update(target: torch.nn.Module, source: torch.nn.Module, m: float) -> None:
     """target <- m · target + (1 − m) · source, every parameter at once (a few fused kernels, not
@@ -88,7 +95,9 @@ class MoCo(Method):
     (`s3t.train.TwoCropDataset`), augmented and pre-processed on the training device."""
 
     name = "moco"
-    stat_names = ("acc1",)
+    # acc1: MoCo's pretext accuracy; uniformity: of the backbone's features of the queries (see
+    # `uniformity`): climbing towards 0 is the backbone collapsing onto few directions
+    stat_names = ("acc1", "uniformity")
 
     def __init__(self, encoder: torch.nn.Module, config: Config):
         super().__init__()
@@ -130,14 +139,21 @@ class MoCo(Method):
         self.queue_ptr.fill_((ptr + n) % K)
 
     def encode_queries(self, x_q: torch.Tensor) -> torch.Tensor:
-        """(N, …) -> (N, C). With BatchNorm in one process, each of `bn_groups` consecutive
-        sub-batches is normalised by its own statistics, as each GPU's share is under DDP."""
+        """(N, …) -> (N, C)."""
+        return self.project_queries(self.query_features(x_q))
+
+    def query_features(self, x_q: torch.Tensor) -> torch.Tensor:
+        """(N, …) -> the backbone's features (N, D). With BatchNorm in one process, each of `bn_groups`
+        consecutive sub-batches is normalised by its own statistics, as each GPU's share is under DDP."""
         if self.shuffle_bn and _world() == 1:
-            return torch.cat([self._project_q(part) for part in x_q.chunk(self.cfg.bn_groups)])
-        return self._project_q(x_q)
+            return torch.cat([self.encoder(part) for part in x_q.chunk(self.cfg.bn_groups)])
+        return self.encoder(x_q)
+
+    def project_queries(self, h: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head_q(h), dim=1)
 
     def _project_q(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.head_q(self.encoder(x)), dim=1)
+        return self.project_queries(self.encoder(x))
 
     @torch.no_grad()
     def encode_keys(self, x_k: torch.Tensor) -> torch.Tensor:
@@ -160,13 +176,20 @@ class MoCo(Method):
 
     def forward(self, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator
                 ) -> tuple[torch.Tensor, dict[str, float]]:
-        """One training step's loss on two-view crops (B, 2, 84, T) from tracks `groups` (B,), and
-        MoCo's acc@1 (the fraction of queries whose positive key scores above every negative)."""
+        """One training step's loss on two-view crops (B, 2, 84, T) from tracks `groups` (B,), MoCo's
+        acc@1 (the fraction of queries whose positive key scores above every negative) and the
+        uniformity of the queries' backbone features. With `moco.uniformity` w > 0 the loss is
+        InfoNCE + w · uniformity: the backbone is held spread out, not only the projection."""
         views, groups = batch
         x = spectrogram_views(views, self.config, gen)  # (B, 2, 1, S, S)
-        logits, labels = self.contrast(x[:, 0], x[:, 1], groups)  # (B, 1 + K), (B,)
+        h = self.query_features(x[:, 0])  # (B, D)
+        logits, labels = self.contrast_queries(self.project_queries(h), x[:, 1], groups)  # (B, 1 + K), (B,)
         loss = F.cross_entropy(logits.float(), labels)
-        return loss, {"acc1": float((logits.detach().argmax(1) == labels).float().mean())}
+        spread = uniformity(h) if self.cfg.uniformity else uniformity(h.detach())
+        if self.cfg.uniformity:
+            loss = loss + self.cfg.uniformity * spread
+        return loss, {"acc1": float((logits.detach().argmax(1) == labels).float().mean()),
+                      "uniformity": float(spread)}
 
     def after_step(self) -> None:
         self.momentum_step()
@@ -190,7 +213,11 @@ class MoCo(Method):
         own older key when the queue outgrows a small corpus, is not a different instance.
         BatchNorm encoders get shuffle-BN (`encode_keys`); Swin's LayerNorm needs none.
         """
-        q = self.encode_queries(x_q)  # (N, C)
+        return self.contrast_queries(self.encode_queries(x_q), x_k, groups)
+
+    def contrast_queries(self, q: torch.Tensor, x_k: torch.Tensor, groups: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`contrast` from the encoded queries q (N, C)."""
         k = self.encode_keys(x_k)  # (N, C)
         logits, labels = info_nce(q, k, self.queue.clone().detach(), self.cfg.temperature)
         if groups is not None and self.cfg.mask_same_track:
