@@ -59,6 +59,7 @@ READOUTS = {  # name -> model config fields the frozen encoder is read out with 
     "rows-resize": dict(pooling="rows", embedding="resize"),
     "rows-windows": dict(pooling="rows", embedding="windows"),
     "rows_stats-resize": dict(pooling="rows_stats", embedding="resize"),
+    "stages-resize": dict(pooling="stages", embedding="resize"),
 }
 
 

@@ -71,8 +71,21 @@ def test_rows_pooling_keeps_the_frequency_axis():
     stats.load_state_dict(mean.state_dict())
     assert stats.num_features == 4 * mean.num_features
     assert torch.allclose(stats(x), torch.cat([tokens.mean(2).flatten(1), tokens.std(2).flatten(1)], 1))
-    with pytest.raises(ValueError, match="model.pooling must be one of mean, rows, rows_stats; got 'max'"):
+    with pytest.raises(ValueError, match="model.pooling must be one of mean, rows, rows_stats, stages; got 'max'"):
         ModelConfig(pooling="max")
+
+
+def test_stages_pooling_concatenates_every_stages_mean_and_ends_with_the_papers_feature():
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="swin_nano", input_size=64, preprocessor="freq_tile", drop_path=0.0)
+    mean, stages = build_encoder(cfg), build_encoder(ModelConfig(**{**vars(cfg), "pooling": "stages"}))
+    stages.load_state_dict(mean.state_dict())
+    x = torch.randn(3, 1, 64, 64)
+    out = stages(x)
+    assert stages.num_features == 24 + 48 + 96 + 192 and out.shape == (3, 360)
+    torch.testing.assert_close(out[:, -192:], mean(x))  # the last stage's part is the mean-pooled feature
+    first = mean.swin.layers[0](mean.swin.patch_embed(x))  # (3, 16, 16, 24): stage 1's token grid
+    torch.testing.assert_close(out[:, :24], first.mean((1, 2)))
 
 
 def test_fused_attention_is_the_same_function_of_the_same_weights():

@@ -85,14 +85,15 @@ class ModelConfig:
     freeze_patch_embed: bool = False  # keep the random patch projection fixed (MoCo v3's fix for ViT instability)
     # mean: the last stage's tokens averaged (the paper's); rows: averaged over time only, one
     # vector per row of the token grid, concatenated (keeps where in frequency a pattern sits);
-    # rows_stats: each row's mean and standard deviation over time
+    # rows_stats: each row's mean and standard deviation over time; stages: every stage's tokens
+    # averaged, concatenated (what the early stages carry beside the last)
     pooling: str = "mean"
     # how a clip longer than the input becomes one embedding: resize (the whole clip squeezed to
     # the input frames) or windows (mean over half-overlapping windows at the native rate)
     embedding: str = "resize"
 
     def __post_init__(self) -> None:
-        _check_choice("model.pooling", self.pooling, ("mean", "rows", "rows_stats"))
+        _check_choice("model.pooling", self.pooling, ("mean", "rows", "rows_stats", "stages"))
         _check_choice("model.embedding", self.embedding, ("resize", "windows"))
 
     @property

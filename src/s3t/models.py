@@ -72,17 +72,32 @@ class SwinEncoder(torch.nn.Module):
         )
         self.swin.patch_embed.requires_grad_(not freeze_patch_embed)
         rows = size // preset.patch_size // 2 ** (len(preset.depths) - 1)  # of the last stage's token grid
-        self.num_features = self.swin.num_features * {"mean": 1, "rows": rows, "rows_stats": 2 * rows}[pooling]
+        if pooling == "stages":
+            self.num_features = sum(preset.embed_dim * 2 ** i for i in range(len(preset.depths)))
+        else:
+            self.num_features = self.swin.num_features * {"mean": 1, "rows": rows, "rows_stats": 2 * rows}[pooling]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:] != (1, self.size, self.size):
             raise ValueError(f"expected input (B, 1, {self.size}, {self.size}), got {tuple(x.shape)}")
         if self.pooling == "mean":
             return self.swin(x)  # (B, D)
+        if self.pooling == "stages":
+            return self._stage_means(x)
         tokens = self.swin.forward_features(x)  # (B, rows, columns, C): rows follow frequency
         if self.pooling == "rows":
             return tokens.mean(2).flatten(1)  # (B, rows · C)
         return torch.cat([tokens.mean(2).flatten(1), tokens.std(2).flatten(1)], 1)  # (B, 2 · rows · C)
+
+
+    def _stage_means(self, x: torch.Tensor) -> torch.Tensor:
+        """Each stage's tokens averaged over frequency and time, concatenated: (B, Σ stage widths);
+        the last stage after the final norm, so its part is the paper's mean-pooled feature."""
+        tokens, means = self.swin.patch_embed(x), []  # (B, rows, columns, C), as timm's stages take them
+        for i, stage in enumerate(self.swin.layers):
+            tokens = stage(tokens)
+            means.append((self.swin.norm(tokens) if i == len(self.swin.layers) - 1 else tokens).mean((1, 2)))
+        return torch.cat(means, 1)
 
 
 def _swin_builder(name: str) -> Callable[[ModelConfig], torch.nn.Module]:
