@@ -27,7 +27,7 @@ from study_features import cv_top1, dev_split, read_out  # noqa: E402
 from s3t.augment import resize_time  # noqa: E402
 from s3t.cache import open_cache  # noqa: E402
 from s3t.config import load_config  # noqa: E402
-from s3t.encoder import (CqtStatsEncoder, Encoder, _embed_clips, extract_features, load_encoder,  # noqa: E402
+from s3t.encoder import (CqtStatsEncoder, Encoder, embed_clips, extract_features, load_encoder,  # noqa: E402
                          random_encoder)
 
 FITS = ("stretch", "loop", "pad")
@@ -44,9 +44,9 @@ def fit(x: torch.Tensor, frames: int, how: str) -> torch.Tensor:
 
 
 def embed(encoder: Encoder, cache, indices: np.ndarray, how: str) -> np.ndarray:
-    """The encoder's own batched embedding (`_embed_clips`) of clips already fitted to its input length."""
+    """The encoder's own batched embedding (`embed_clips`) of clips already fitted to its input length."""
     clips = (fit(torch.as_tensor(np.asarray(cache[i], np.float32)), encoder.frames, how) for i in indices)
-    return np.stack(list(_embed_clips(encoder, clips, windows=False, batch_size=64)))
+    return np.stack(list(embed_clips(encoder, clips, windows=False, batch_size=64)))
 
 
 def main(argv=None) -> None:

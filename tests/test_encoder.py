@@ -28,9 +28,9 @@ def test_cqt_stats_is_the_per_bin_mean_and_std_of_each_clip():
 
 
 def extract_features_of(encoder, clips):
-    from s3t.encoder import _embed_clips
+    from s3t.encoder import embed_clips
 
-    return np.stack(list(_embed_clips(encoder, clips, None, batch_size=8)))
+    return np.stack(list(embed_clips(encoder, clips, None, batch_size=8)))
 
 
 def test_embedding_setting_comes_from_the_config():

@@ -165,9 +165,10 @@ def random_encoder(model_cfg: ModelConfig | None = None, seed: int = 0, time_com
     return Encoder(backbone, model_cfg, time_compression, name=f"random(seed={seed})").to(device)
 
 
-def _embed_clips(encoder: Encoder, clips: Iterable[np.ndarray | torch.Tensor], windows: bool | None,
-                 batch_size: int) -> Iterable[np.ndarray]:
-    """Yield one (D,) feature per (84, T) clip, running the encoder on batches of crops."""
+def embed_clips(encoder: Encoder, clips: Iterable[np.ndarray | torch.Tensor], windows: bool | None,
+                batch_size: int) -> Iterable[np.ndarray]:
+    """Yield one (D,) feature per clip the encoder takes ((84, T) log-CQTs, or waves), running it on
+    batches of crops."""
     pending: list[torch.Tensor] = []  # crops waiting for a batch
     counts: list[int] = []  # crops per clip, in order
     done: list[torch.Tensor] = []  # features of the crops encoded so far
@@ -200,7 +201,7 @@ def extract_features(cache: Cache, encoder: Encoder, indices: Sequence[int] | No
         _check_compression(cache, encoder)
     indices = range(len(cache)) if indices is None else indices
     clips = (encoder.clip_of_cache(cache, i) for i in tqdm(indices, desc="embed", unit="clip", disable=not progress))
-    return np.stack(list(_embed_clips(encoder, clips, windows, batch_size))) if len(indices) else \
+    return np.stack(list(embed_clips(encoder, clips, windows, batch_size))) if len(indices) else \
         np.zeros((0, encoder.num_features), np.float32)
 
 
@@ -219,7 +220,7 @@ def embed(inputs: Sequence[str | Path | np.ndarray], encoder: Encoder, windows: 
         for item in inputs:
             yield encoder.clip_of_wave(item if isinstance(item, np.ndarray) else audio.load_audio(item))
 
-    return np.stack(list(_embed_clips(encoder, clips(), windows, batch_size)))
+    return np.stack(list(embed_clips(encoder, clips(), windows, batch_size)))
 
 
 def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows: bool | None = None,
