@@ -96,7 +96,8 @@ class MoCo(Method):
 
     name = "moco"
     # acc1: MoCo's pretext accuracy; uniformity: of the backbone's features of the queries (see
-    # `uniformity`): climbing towards 0 is the backbone collapsing onto few directions
+    # `uniformity`): about −1.5 in runs whose backbone collapsed onto few directions, −3.7 with
+    # moco.uniformity=1 (benchmarks/RESULTS.md, fourth study round)
     stat_names = ("acc1", "uniformity")
 
     def __init__(self, encoder: torch.nn.Module, config: Config):
