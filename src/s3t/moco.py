@@ -186,9 +186,10 @@ class MoCo(Method):
         h = self.query_features(x[:, 0])  # (B, D)
         logits, labels = self.contrast_queries(self.project_queries(h), x[:, 1], groups)  # (B, 1 + K), (B,)
         loss = F.cross_entropy(logits.float(), labels)
-        spread = uniformity(h) if self.cfg.uniformity else uniformity(h.detach())
-        if self.cfg.uniformity:
-            loss = loss + self.cfg.uniformity * spread
+        w = self.cfg.uniformity
+        spread = uniformity(h if w else h.detach())
+        if w:
+            loss = loss + w * spread
         return loss, {"acc1": float((logits.detach().argmax(1) == labels).float().mean()),
                       "uniformity": float(spread)}
 

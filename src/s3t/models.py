@@ -89,7 +89,6 @@ class SwinEncoder(torch.nn.Module):
             return tokens.mean(2).flatten(1)  # (B, rows · C)
         return torch.cat([tokens.mean(2).flatten(1), tokens.std(2).flatten(1)], 1)  # (B, 2 · rows · C)
 
-
     def _stage_means(self, x: torch.Tensor) -> torch.Tensor:
         """Each stage's tokens averaged over frequency and time, concatenated: (B, Σ stage widths);
         the last stage after the final norm, so its part is the paper's mean-pooled feature."""
