@@ -153,9 +153,6 @@ class MoCo(Method):
     def project_queries(self, h: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head_q(h), dim=1)
 
-    def _project_q(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project_queries(self.encoder(x))
-
     @torch.no_grad()
     def encode_keys(self, x_k: torch.Tensor) -> torch.Tensor:
         """(N, …) -> (N, C). Shuffle-BN (MoCo, section 3.3) for BatchNorm encoders: keys are

@@ -73,7 +73,7 @@ class SwinEncoder(torch.nn.Module):
         self.swin.patch_embed.requires_grad_(not freeze_patch_embed)
         rows = size // preset.patch_size // 2 ** (len(preset.depths) - 1)  # of the last stage's token grid
         if pooling == "stages":
-            self.num_features = sum(preset.embed_dim * 2 ** i for i in range(len(preset.depths)))
+            self.num_features = sum(stage["num_chs"] for stage in self.swin.feature_info)
         else:
             self.num_features = self.swin.num_features * {"mean": 1, "rows": rows, "rows_stats": 2 * rows}[pooling]
 
