@@ -188,7 +188,7 @@ class MoCo(Method):
         if w:
             loss = loss + w * spread
         return loss, {"acc1": float((logits.detach().argmax(1) == labels).float().mean()),
-                      "uniformity": float(spread)}
+                      "uniformity": float(spread.detach())}
 
     def after_step(self) -> None:
         self.momentum_step()
