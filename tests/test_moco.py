@@ -206,7 +206,8 @@ def test_shuffle_bn_encodes_keys_in_random_sub_batches_and_queries_in_consecutiv
             assert torch.allclose(keys[part], m._project_k(x[part]), atol=1e-6)
         assert not torch.allclose(keys, m._project_k(x), atol=1e-3)  # the statistics really differ
         queries = m.encode_queries(x)
-        assert torch.allclose(queries, torch.cat([m.project_queries(m.encoder(x[:4])), m.project_queries(m.encoder(x[4:]))]), atol=1e-6)
+        halves = [m.project_queries(m.encoder(part)) for part in (x[:4], x[4:])]
+        assert torch.allclose(queries, torch.cat(halves), atol=1e-6)
     assert not torch.equal(perm.chunk(2)[0].sort().values, torch.arange(4))  # halves differ from the queries'
 
 
