@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s3t.config import Config, ConfigError, load_config, parse_override, save_config
+from s3t.config import Config, ConfigError, load_config, parse_override, presets, save_config
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -70,9 +70,9 @@ def test_saved_config_round_trips(tmp_path):
     assert yaml.safe_load((tmp_path / "c.yaml").read_text())["augment"]["crop_ratio"] == [0.3, 0.6]
 
 
-@pytest.mark.parametrize("name", ["paper.yaml", "cpu-small.yaml", "tiny.yaml"])
+@pytest.mark.parametrize("name", presets())
 def test_presets_load(name):
-    load_config([CONFIGS / name])
+    load_config([CONFIGS / f"{name}.yaml"])
 
 
 def test_parse_override_reads_yaml_scalars():

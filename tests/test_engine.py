@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from audio_fixtures import write_labeled_music
 from s3t.checkpoint import load_checkpoint
-from s3t.config import Config, load_config
+from s3t.config import Config, load_config, presets
 from s3t.engine import EpochSampler, TrainingError, cosine_lr
 from s3t.methods import METHODS, Method, register_method
 from s3t.models import build_encoder
@@ -234,7 +234,7 @@ def test_an_unknown_method_is_an_error_naming_the_choices(cache, tmp_path):
         pretrain(tiny("train.method=byol"), cache, tmp_path, progress=False)
 
 
-@pytest.mark.parametrize("preset", ["paper", "cpu-small", "tiny", "clmr"])
+@pytest.mark.parametrize("preset", presets())
 def test_every_shipped_preset_trains_one_real_step(preset, cache, tmp_path):
     """The preset's model, method and pipeline as shipped; only the batch, queue and run length shrink."""
     cfg = load_config([preset], ["train.batch_size=2", "moco.queue_size=4", "train.workers=0", "optim.epochs=1",

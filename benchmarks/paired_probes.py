@@ -1,0 +1,98 @@
+"""Paired comparison of linear-eval runs on the same test tracks (issue 11's paired test).
+
+Each run is a `s3t linear-eval` output folder (clip-cut, single-label); its seed-0 probe (probe.pt) scores
+the test clips from the run's own features file. Runs A[i] and B[i] are a pair (e.g. S3T and Random Init
+with pre-training seed i). Prints clip and track top-1 of every run, and for the pairs the mean difference
+A - B with a bootstrap over test tracks (the tracks resampled, all pairs together) and a sign test over
+the pairs.
+
+    .venv/bin/python benchmarks/paired_probes.py --a runs/le/s3t-0 runs/le/s3t-1 runs/le/s3t-2 \
+        --b runs/le/rand-0 runs/le/rand-1 runs/le/rand-2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from s3t.encoder import read_features
+from s3t.evaluate import load_probe
+
+
+def test_hits(folder: str | Path) -> dict[str, tuple[int, int, int]]:
+    """Per test track of a linear-eval folder: (its clips right, its clips, 1 if its mean score is right)."""
+    folder = Path(folder)
+    probe, record = load_probe(folder)
+    with open(folder / "manifest.csv", newline="") as f:
+        labels = {row["path"]: row["label"] for row in csv.DictReader(f) if row["split"] == "test"}
+    fingerprint = record["encoder_fingerprint"]
+    (feature_file,) = [p for p in (folder / "features").glob(f"{fingerprint}*.npz")]
+    stored = read_features(feature_file)
+    if stored is None:
+        raise SystemExit(f"{feature_file} is damaged")
+    track_of = np.array([str(t).rsplit("#", 1)[0] for t in stored["track_ids"]])
+    hits = {}
+    for track, label in labels.items():
+        scores = probe.scores(stored["features"][track_of == track])
+        if not len(scores):
+            raise SystemExit(f"{folder}: no features for test track {track}")
+        truth = record["classes"].index(label)
+        hits[track] = (int((scores.argmax(1) == truth).sum()), len(scores), int(scores.mean(0).argmax() == truth))
+    return hits
+
+
+def top1(hits: dict, level: str) -> float:
+    """Clip top-1 (over all test clips) or track top-1 of one run."""
+    if level == "clip":
+        return sum(h[0] for h in hits.values()) / sum(h[1] for h in hits.values())
+    return float(np.mean([h[2] for h in hits.values()]))
+
+
+def paired(a: list[dict], b: list[dict], level: str, rounds: int = 10000, seed: int = 0) -> dict:
+    """Top-1 of A minus B, averaged over the pairs; its 95 % bootstrap interval with the test tracks
+    resampled (the same draw for every pair), and the share of draws where A is not ahead."""
+    tracks = sorted(a[0])
+    if level == "clip":  # per track: clips right (A - B, summed over pairs) and clips
+        num = np.array([sum(ra[t][0] - rb[t][0] for ra, rb in zip(a, b)) for t in tracks], float)
+        den = np.array([a[0][t][1] * len(a) for t in tracks], float)
+    else:
+        num = np.array([sum(ra[t][2] - rb[t][2] for ra, rb in zip(a, b)) for t in tracks], float)
+        den = np.full(len(tracks), float(len(a)))
+    draws = np.random.default_rng(seed).integers(0, len(tracks), (rounds, len(tracks)))
+    boot = num[draws].sum(1) / den[draws].sum(1)
+    return {"mean": float(num.sum() / den.sum()), "low": float(np.quantile(boot, 0.025)),
+            "high": float(np.quantile(boot, 0.975)), "p_not_better": float((boot <= 0).mean())}
+
+
+def sign_test(wins: int, n: int) -> float:
+    """One-sided P(at least `wins` of `n` pairs favour A | no difference)."""
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--a", nargs="+", required=True, help="linear-eval folders (the candidate)")
+    p.add_argument("--b", nargs="+", required=True, help="linear-eval folders, paired with --a in order")
+    args = p.parse_args(argv)
+    if len(args.a) != len(args.b):
+        p.error("--a and --b need the same number of folders (one pair each)")
+    a, b = [test_hits(f) for f in args.a], [test_hits(f) for f in args.b]
+    if any(set(r) != set(a[0]) for r in a + b):
+        p.error("the runs do not share their test tracks")
+    for name, runs in (("A", zip(args.a, a)), ("B", zip(args.b, b))):
+        for folder, hits in runs:
+            print(f"{name} {folder}: clip top-1 {top1(hits, 'clip'):.3f}, track top-1 {top1(hits, 'track'):.3f}")
+    for level in ("clip", "track"):
+        res = paired(a, b, level)
+        wins = sum(top1(ra, level) > top1(rb, level) for ra, rb in zip(a, b))
+        print(f"{level}: A - B = {res['mean']:+.3f} [95% bootstrap over {len(a[0])} tracks: {res['low']:+.3f}, "
+              f"{res['high']:+.3f}], P(A - B <= 0) = {res['p_not_better']:.3f}; "
+              f"A ahead in {wins} of {len(a)} pairs (sign test p = {sign_test(wins, len(a)):.3f})")
+
+
+if __name__ == "__main__":
+    main()
