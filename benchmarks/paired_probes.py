@@ -23,7 +23,7 @@ from s3t.encoder import read_features
 from s3t.evaluate import load_probe
 
 
-def test_hits(folder: str | Path) -> dict[str, tuple[int, int, int]]:
+def hits_per_test_track(folder: str | Path) -> dict[str, tuple[int, int, int]]:
     """Per test track of a linear-eval folder: (its clips right, its clips, 1 if its mean score is right)."""
     folder = Path(folder)
     probe, record = load_probe(folder)
@@ -80,7 +80,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if len(args.a) != len(args.b):
         p.error("--a and --b need the same number of folders (one pair each)")
-    a, b = [test_hits(f) for f in args.a], [test_hits(f) for f in args.b]
+    a, b = [hits_per_test_track(f) for f in args.a], [hits_per_test_track(f) for f in args.b]
     if any(set(r) != set(a[0]) for r in a + b):
         p.error("the runs do not share their test tracks")
     for name, runs in (("A", zip(args.a, a)), ("B", zip(args.b, b))):
