@@ -13,6 +13,7 @@ whatever the number of DataLoader workers.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -105,7 +106,15 @@ def setup_distributed(device: str) -> Dist:
             dist.init_process_group(backend, store=_attempt_store(world), rank=rank, world_size=world)
         else:
             dist.init_process_group(backend)
+        # left to interpreter shutdown, gloo's threads can abort the process after a run that
+        # finished ("terminate called without an active exception", pytorch#190489)
+        atexit.register(_leave_group)
     return Dist(rank, world, dev)
+
+
+def _leave_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _attempt_store(world: int) -> dist.Store:
