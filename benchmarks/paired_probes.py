@@ -1,10 +1,10 @@
 """Paired comparison of linear-eval runs on the same test tracks (issue 11's paired test).
 
-Each run is a `s3t linear-eval` output folder (clip-cut, single-label); its seed-0 probe (probe.pt) scores
-the test clips from the run's own features file. Runs A[i] and B[i] are a pair (e.g. S3T and Random Init
-with pre-training seed i). Prints clip and track top-1 of every run, and for the pairs the mean difference
-A - B with a bootstrap over test tracks (the tracks resampled, all pairs together) and a sign test over
-the pairs.
+Each run is a `s3t linear-eval` output folder (clip-cut, single-label) with the per-track test hits of
+its probe seeds (test_hits.csv); a track's hits are averaged over the seeds. Runs A[i] and B[i] are a pair
+(e.g. S3T and Random Init with pre-training seed i). Prints clip and track top-1 of every run, and for the
+pairs the mean difference A - B with a bootstrap over test tracks (the tracks resampled, all pairs
+together) and a sign test over the pairs.
 
     .venv/bin/python benchmarks/paired_probes.py --a runs/le/s3t-0 runs/le/s3t-1 runs/le/s3t-2 \
         --b runs/le/rand-0 runs/le/rand-1 runs/le/rand-2
@@ -19,30 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from s3t.encoder import read_features
-from s3t.evaluate import load_probe
 
-
-def hits_per_test_track(folder: str | Path) -> dict[str, tuple[int, int, int]]:
-    """Per test track of a linear-eval folder: (its clips right, its clips, 1 if its mean score is right)."""
-    folder = Path(folder)
-    probe, record = load_probe(folder)
-    with open(folder / "manifest.csv", newline="") as f:
-        labels = {row["path"]: row["label"] for row in csv.DictReader(f) if row["split"] == "test"}
-    fingerprint = record["encoder_fingerprint"]
-    (feature_file,) = [p for p in (folder / "features").glob(f"{fingerprint}*.npz")]
-    stored = read_features(feature_file)
-    if stored is None:
-        raise SystemExit(f"{feature_file} is damaged")
-    track_of = np.array([str(t).rsplit("#", 1)[0] for t in stored["track_ids"]])
-    hits = {}
-    for track, label in labels.items():
-        scores = probe.scores(stored["features"][track_of == track])
-        if not len(scores):
-            raise SystemExit(f"{folder}: no features for test track {track}")
-        truth = record["classes"].index(label)
-        hits[track] = (int((scores.argmax(1) == truth).sum()), len(scores), int(scores.mean(0).argmax() == truth))
-    return hits
+def hits_per_test_track(folder: str | Path) -> dict[str, tuple[float, float, float]]:
+    """Per test track of a linear-eval folder, over its probe seeds: (clips right, clips, share of seeds
+    whose track score is right)."""
+    path = Path(folder) / "test_hits.csv"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: rerun `s3t linear-eval` (clip-cut, single-label) into {folder}")
+    sums: dict[str, np.ndarray] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            hits = np.array([row["clips_right"], row["clips"], row["track_right"], 1], float)
+            sums[row["track"]] = sums.get(row["track"], 0) + hits
+    return {track: (h[0], h[1], h[2] / h[3]) for track, h in sums.items()}
 
 
 def top1(hits: dict, level: str) -> float:

@@ -1,12 +1,20 @@
 """benchmarks/paired_probes.py, the paired test of issue 11's table: known answers on hand-made hits."""
 
+import csv
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from audio_fixtures import write_calm_busy_folder
+from s3t.config import ProbeConfig
+from s3t.datasets import load_folder
+from s3t.encoder import CqtStatsEncoder
+from s3t.evaluate import linear_eval
+
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
-from paired_probes import paired, sign_test, top1  # noqa: E402
+from paired_probes import hits_per_test_track, paired, sign_test, top1  # noqa: E402
 
 
 def hits(track_right: list[int], clips_right: list[int], clips: int = 4) -> dict:
@@ -40,3 +48,22 @@ def test_sign_test():
     assert sign_test(3, 3) == pytest.approx(1 / 8)
     assert sign_test(0, 3) == 1.0
     assert sign_test(4, 5) == pytest.approx(6 / 32)
+
+
+def test_linear_eval_writes_the_test_hits_its_metrics_come_from(tmp_path):
+    dataset = load_folder(write_calm_busy_folder(tmp_path / "audio", per_class=8))
+    # a few epochs from a small lr: the probe seeds disagree, so their hits must not be mixed up
+    cfg = ProbeConfig(epochs=3, lr=3e-3, warmup_epochs=0)
+    metrics = linear_eval(dataset, CqtStatsEncoder(), tmp_path / "le", cfg, seeds=2, clip_seconds=1.0, workers=0,
+                          progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "le" / "test_hits.csv")))
+    assert {r["seed"] for r in rows} == {"0", "1"}
+    seed0 = [r for r in rows if r["seed"] == "0"]
+    assert len(seed0) == metrics["counts"]["test"] // 2  # 2-s tracks cut into two 1-s clips
+    assert sum(int(r["clips"]) for r in seed0) == metrics["counts"]["test"]
+    clip0 = sum(int(r["clips_right"]) for r in seed0) / metrics["counts"]["test"]
+    assert clip0 == pytest.approx(metrics["clip"]["seed0"]["top1_accuracy"])
+    assert np.mean([int(r["track_right"]) for r in seed0]) == pytest.approx(metrics["track"]["seed0"]["top1_accuracy"])
+    hits = hits_per_test_track(tmp_path / "le")  # both seeds: what the paired test reads
+    for level in ("clip", "track"):
+        assert top1(hits, level) == pytest.approx(metrics[level]["top1_accuracy"]["mean"])

@@ -3,6 +3,8 @@ plots and a markdown summary; and `predict` with a saved probe."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import statistics
@@ -73,7 +75,19 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
     metrics = _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, windows, data.summary,
                       data.rows)
     _write_outputs(out, dataset, encoder, metrics, runs[0][0], runs[0][1], x_test, y_test, cfg)
+    if data.clips and not dataset.multilabel:
+        hits = [{"seed": seed, **h} for seed, (probe, _, _) in enumerate(runs)
+                for h in hits_per_track(probe, x_test, y_test, data.rows["test"])]
+        write_text(out / "test_hits.csv", _csv(hits))
     return metrics
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def score_test_split(dataset: LabeledSet, probe, x_test: np.ndarray, y_test: np.ndarray, test_rows: list,
@@ -83,19 +97,32 @@ def score_test_split(dataset: LabeledSet, probe, x_test: np.ndarray, y_test: np.
     scores = probe.scores(x_test)
     score_fn = multilabel_metrics if dataset.multilabel else single_label_metrics
     result = {"clip": score_fn(y_test, scores, dataset.classes)} if clips else {}
-    if clips:  # a track's score is the mean of its clips' scores (CLMR's protocol)
-        tracks = sorted({t for _, t in test_rows})
-        position = {t: i for i, t in enumerate(tracks)}
-        sums = np.zeros((len(tracks), scores.shape[1]))
-        counts = np.zeros(len(tracks))
-        targets = [None] * len(tracks)
-        for (_, t), s, y in zip(test_rows, scores, y_test):
-            sums[position[t]] += s
-            counts[position[t]] += 1
-            targets[position[t]] = y
-        scores, y_test = sums / counts[:, None], np.stack(targets)
+    if clips:
+        _, scores, y_test, _ = per_track(scores, y_test, test_rows)
     result["track"] = score_fn(y_test, scores, dataset.classes)
     return result
+
+
+def per_track(scores: np.ndarray, targets: np.ndarray, rows: list) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Clip rows (clip id, track) gathered by track: the tracks in sorted order, the mean of each
+    one's clip scores (CLMR's protocol), its target and the index of its track for every row."""
+    tracks = sorted({t for _, t in rows})
+    where = np.array([{t: i for i, t in enumerate(tracks)}[t] for _, t in rows])
+    sums = np.zeros((len(tracks), scores.shape[1]))
+    np.add.at(sums, where, scores)
+    track_targets = np.stack([targets[np.flatnonzero(where == i)[0]] for i in range(len(tracks))])
+    return tracks, sums / np.bincount(where, minlength=len(tracks))[:, None], track_targets, where
+
+
+def hits_per_track(probe, x_test: np.ndarray, y_test: np.ndarray, test_rows: list) -> list[dict]:
+    """Per test track of a single-label clip split: its clips the probe gets right, its clips, and
+    whether the mean of its clip scores is right; what paired comparisons of two encoders resample."""
+    scores = probe.scores(x_test)
+    tracks, track_scores, track_targets, where = per_track(scores, y_test, test_rows)
+    right = np.bincount(where, weights=scores.argmax(1) == y_test, minlength=len(tracks))
+    clips = np.bincount(where, minlength=len(tracks))
+    return [{"track": t, "clips_right": int(r), "clips": int(n), "track_right": int(s.argmax() == y)}
+            for t, r, n, s, y in zip(tracks, right, clips, track_scores, track_targets)]
 
 
 def mean_std(values: list[float]) -> dict:
