@@ -21,8 +21,8 @@ import numpy as np
 
 
 def hits_per_test_track(folder: str | Path) -> dict[str, tuple[float, float, float]]:
-    """Per test track of a linear-eval folder, over its probe seeds: (clips right, clips, share of seeds
-    whose track score is right)."""
+    """Per test track of a linear-eval folder: its clips right and its clips, each summed over the probe
+    seeds, and the share of the seeds whose track score is right."""
     path = Path(folder) / "test_hits.csv"
     if not path.exists():
         raise SystemExit(f"{path} is missing: rerun `s3t linear-eval` (clip-cut, single-label) into {folder}")
@@ -62,17 +62,9 @@ def sign_test(wins: int, n: int) -> float:
     return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--a", nargs="+", required=True, help="linear-eval folders (the candidate)")
-    p.add_argument("--b", nargs="+", required=True, help="linear-eval folders, paired with --a in order")
-    args = p.parse_args(argv)
-    if len(args.a) != len(args.b):
-        p.error("--a and --b need the same number of folders (one pair each)")
-    a, b = [hits_per_test_track(f) for f in args.a], [hits_per_test_track(f) for f in args.b]
-    if any(set(r) != set(a[0]) for r in a + b):
-        p.error("the runs do not share their test tracks")
-    for name, runs in (("A", zip(args.a, a)), ("B", zip(args.b, b))):
+def report(a_folders: list[str], b_folders: list[str], a: list[dict], b: list[dict]) -> None:
+    """Print top-1 of every run, then the paired test of A against B on clips and on tracks."""
+    for name, runs in (("A", zip(a_folders, a)), ("B", zip(b_folders, b))):
         for folder, hits in runs:
             print(f"{name} {folder}: clip top-1 {top1(hits, 'clip'):.3f}, track top-1 {top1(hits, 'track'):.3f}")
     for level in ("clip", "track"):
@@ -81,6 +73,26 @@ def main(argv=None) -> None:
         print(f"{level}: A - B = {res['mean']:+.3f} [95% bootstrap over {len(a[0])} tracks: {res['low']:+.3f}, "
               f"{res['high']:+.3f}], P(A - B <= 0) = {res['p_not_better']:.3f}; "
               f"A ahead in {wins} of {len(a)} pairs (sign test p = {sign_test(wins, len(a)):.3f})")
+
+
+def parse_pairs(description: str, argv=None, extra=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--a", nargs="+", required=True, help="linear-eval folders (the candidate)")
+    p.add_argument("--b", nargs="+", required=True, help="linear-eval folders, paired with --a in order")
+    if extra:
+        extra(p)
+    args = p.parse_args(argv)
+    if len(args.a) != len(args.b):
+        p.error("--a and --b need the same number of folders (one pair each)")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_pairs(__doc__, argv)
+    a, b = [hits_per_test_track(f) for f in args.a], [hits_per_test_track(f) for f in args.b]
+    if any(set(r) != set(a[0]) for r in a + b):
+        raise SystemExit("the runs do not share their test tracks")
+    report(args.a, args.b, a, b)
 
 
 if __name__ == "__main__":

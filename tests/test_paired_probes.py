@@ -14,6 +14,7 @@ from s3t.encoder import CqtStatsEncoder
 from s3t.evaluate import linear_eval
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+from cv_probes import cv_hits, folds, labelled_features  # noqa: E402
 from paired_probes import hits_per_test_track, paired, sign_test, top1  # noqa: E402
 
 
@@ -50,13 +51,21 @@ def test_sign_test():
     assert sign_test(4, 5) == pytest.approx(6 / 32)
 
 
-def test_linear_eval_writes_the_test_hits_its_metrics_come_from(tmp_path):
-    dataset = load_folder(write_calm_busy_folder(tmp_path / "audio", per_class=8))
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> tuple[Path, dict]:
+    """A linear-eval folder (cqt-stats, 2-s tracks cut into 1-s clips, 2 probe seeds) and its metrics."""
+    root = tmp_path_factory.mktemp("paired")
+    dataset = load_folder(write_calm_busy_folder(root / "audio", per_class=8))
     # a few epochs from a small lr: the probe seeds disagree, so their hits must not be mixed up
     cfg = ProbeConfig(epochs=3, lr=3e-3, warmup_epochs=0)
-    metrics = linear_eval(dataset, CqtStatsEncoder(), tmp_path / "le", cfg, seeds=2, clip_seconds=1.0, workers=0,
+    metrics = linear_eval(dataset, CqtStatsEncoder(), root / "le", cfg, seeds=2, clip_seconds=1.0, workers=0,
                           progress=False)
-    rows = list(csv.DictReader(open(tmp_path / "le" / "test_hits.csv")))
+    return root / "le", metrics
+
+
+def test_linear_eval_writes_the_test_hits_its_metrics_come_from(evaluated):
+    folder, metrics = evaluated
+    rows = list(csv.DictReader(open(folder / "test_hits.csv")))
     assert {r["seed"] for r in rows} == {"0", "1"}
     seed0 = [r for r in rows if r["seed"] == "0"]
     assert len(seed0) == metrics["counts"]["test"] // 2  # 2-s tracks cut into two 1-s clips
@@ -64,6 +73,21 @@ def test_linear_eval_writes_the_test_hits_its_metrics_come_from(tmp_path):
     clip0 = sum(int(r["clips_right"]) for r in seed0) / metrics["counts"]["test"]
     assert clip0 == pytest.approx(metrics["clip"]["seed0"]["top1_accuracy"])
     assert np.mean([int(r["track_right"]) for r in seed0]) == pytest.approx(metrics["track"]["seed0"]["top1_accuracy"])
-    hits = hits_per_test_track(tmp_path / "le")  # both seeds: what the paired test reads
+    hits = hits_per_test_track(folder)  # both seeds: what the paired test reads
     for level in ("clip", "track"):
         assert top1(hits, level) == pytest.approx(metrics[level]["top1_accuracy"]["mean"])
+
+
+def test_cross_validation_tests_every_labelled_track_once_on_folds_of_whole_tracks(evaluated):
+    folder, metrics = evaluated
+    x, y, tracks, classes, cfg = labelled_features(folder)
+    assert len(x) == sum(metrics["counts"][s] for s in ("train", "valid", "test")) and cfg.lr == 3e-3
+    tested = []
+    for train, valid, test in folds(y, tracks, k=4, seed=0):
+        parts = [set(tracks[i]) for i in (train, valid, test)]
+        assert all(parts) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+        tested += sorted(parts[2])
+    assert sorted(tested) == sorted(set(tracks))  # each track a test track exactly once
+    hits = cv_hits(folder, k=4, probe_seeds=2)
+    assert set(hits) == set(tracks) and all(h[1] == 2 * 2 for h in hits.values())  # 2 clips x 2 probe seeds
+    assert all(0 <= h[0] <= h[1] and h[2] in (0, 0.5, 1) for h in hits.values())
