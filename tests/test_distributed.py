@@ -132,3 +132,18 @@ def test_a_restarted_group_does_not_read_the_previous_attempts_addresses(tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):
         assert (tmp_path / f"rank{rank}-attempt1").read_text() == "3"  # the restarted pair's all-reduce
+
+
+def test_each_rank_leaves_the_process_group_before_the_interpreter_shuts_down(tmp_path):
+    # left to interpreter shutdown, gloo's threads could abort a finished run (pytorch#190489); atexit
+    # runs its handlers last-registered first, so this check, registered before the group is joined, runs
+    # after the engine's own handler
+    script = tmp_path / "join.py"
+    script.write_text("import atexit, torch.distributed as dist\n"
+                      "atexit.register(lambda: print('left the group:', not dist.is_initialized(), flush=True))\n"
+                      "from s3t.engine import setup_distributed\n"
+                      "assert setup_distributed('cpu').world == 2 and dist.is_initialized()\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    result = run_group(cmd, ENV, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("left the group: True") == 2, result.stdout
