@@ -22,11 +22,11 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from s3t.config import ProbeConfig
 from s3t.encoder import read_features
-from s3t.evaluate import load_probe
+from s3t.evaluate import hits_per_track, load_probe
 from s3t.probe import train_probe
 
 sys.path.insert(0, str(Path(__file__).parent))
-from paired_probes import parse_pairs, report  # noqa: E402
+from paired_probes import over_seeds, parse_pairs, report  # noqa: E402
 
 
 def labelled_features(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], ProbeConfig]:
@@ -59,20 +59,14 @@ def folds(y: np.ndarray, tracks: np.ndarray, k: int, seed: int) -> list[tuple[np
 
 def cv_hits(folder: str | Path, k: int = 5, probe_seeds: int = 3, batch: int = 256,
             fold_seed: int = 0) -> dict[str, tuple[float, float, float]]:
-    """Per labelled track, as `hits_per_test_track` gives them for a test split: (clips right, clips), each
-    summed over the probe seeds, and the share of the seeds whose track score is right."""
+    """Per labelled track, each a test track in one fold: hits as `paired_probes.over_seeds` gives them."""
     x, y, tracks, classes, cfg = labelled_features(Path(folder))
-    hits: dict[str, np.ndarray] = {}
+    rows = []
     for train, valid, test in folds(y, tracks, k, fold_seed):
         for seed in range(probe_seeds):
             probe = train_probe(x[train], y[train], x[valid], y[valid], len(classes), False, cfg, batch, seed)
-            scores = probe.scores(x[test])
-            for track in np.unique(tracks[test]):
-                rows = test[tracks[test] == track]
-                s = scores[np.isin(test, rows)]
-                h = np.array([(s.argmax(1) == y[rows]).sum(), len(rows), s.mean(0).argmax() == y[rows[0]], 1], float)
-                hits[track] = hits.get(track, 0) + h
-    return {t: (h[0], h[1], h[2] / h[3]) for t, h in hits.items()}
+            rows += hits_per_track(probe, x[test], y[test], [(None, t) for t in tracks[test]])
+    return over_seeds(rows)
 
 
 def main(argv=None) -> None:

@@ -16,21 +16,27 @@ import argparse
 import csv
 import math
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
 
 def hits_per_test_track(folder: str | Path) -> dict[str, tuple[float, float, float]]:
-    """Per test track of a linear-eval folder: its clips right and its clips, each summed over the probe
-    seeds, and the share of the seeds whose track score is right."""
+    """Per test track of a linear-eval folder, from its test_hits.csv: see `over_seeds`."""
     path = Path(folder) / "test_hits.csv"
     if not path.exists():
         raise SystemExit(f"{path} is missing: rerun `s3t linear-eval` (clip-cut, single-label) into {folder}")
-    sums: dict[str, np.ndarray] = {}
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            hits = np.array([row["clips_right"], row["clips"], row["track_right"], 1], float)
-            sums[row["track"]] = sums.get(row["track"], 0) + hits
+        return over_seeds(csv.DictReader(f))
+
+
+def over_seeds(rows: Iterable[dict]) -> dict[str, tuple[float, float, float]]:
+    """Rows of per-track hits (track, clips_right, clips, track_right), one per probe seed, as per track:
+    its clips right and its clips, each summed over the seeds, and the share of seeds whose track score is right."""
+    sums: dict[str, np.ndarray] = {}
+    for row in rows:
+        hits = np.array([row["clips_right"], row["clips"], row["track_right"], 1], float)
+        sums[row["track"]] = sums.get(row["track"], 0) + hits
     return {track: (h[0], h[1], h[2] / h[3]) for track, h in sums.items()}
 
 

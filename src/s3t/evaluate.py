@@ -107,11 +107,12 @@ def per_track(scores: np.ndarray, targets: np.ndarray, rows: list) -> tuple[list
     """Clip rows (clip id, track) gathered by track: the tracks in sorted order, the mean of each
     one's clip scores (CLMR's protocol), its target and the index of its track for every row."""
     tracks = sorted({t for _, t in rows})
-    where = np.array([{t: i for i, t in enumerate(tracks)}[t] for _, t in rows])
+    position = {t: i for i, t in enumerate(tracks)}
+    where = np.array([position[t] for _, t in rows])
     sums = np.zeros((len(tracks), scores.shape[1]))
     np.add.at(sums, where, scores)
-    track_targets = np.stack([targets[np.flatnonzero(where == i)[0]] for i in range(len(tracks))])
-    return tracks, sums / np.bincount(where, minlength=len(tracks))[:, None], track_targets, where
+    first = np.unique(where, return_index=True)[1]  # a row of each track, in track order
+    return tracks, sums / np.bincount(where)[:, None], np.asarray(targets)[first], where
 
 
 def hits_per_track(probe, x_test: np.ndarray, y_test: np.ndarray, test_rows: list) -> list[dict]:
@@ -119,8 +120,8 @@ def hits_per_track(probe, x_test: np.ndarray, y_test: np.ndarray, test_rows: lis
     whether the mean of its clip scores is right; what paired comparisons of two encoders resample."""
     scores = probe.scores(x_test)
     tracks, track_scores, track_targets, where = per_track(scores, y_test, test_rows)
-    right = np.bincount(where, weights=scores.argmax(1) == y_test, minlength=len(tracks))
-    clips = np.bincount(where, minlength=len(tracks))
+    right = np.bincount(where, weights=scores.argmax(1) == y_test)
+    clips = np.bincount(where)
     return [{"track": t, "clips_right": int(r), "clips": int(n), "track_right": int(s.argmax() == y)}
             for t, r, n, s, y in zip(tracks, right, clips, track_scores, track_targets)]
 
