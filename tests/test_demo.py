@@ -3,6 +3,10 @@
 import subprocess
 import sys
 
+from s3t.config import load_config
+from s3t.demo import demo_report
+from s3t.evaluate import HEADLINE
+
 
 def test_demo_runs_to_its_report(tmp_path):
     out = tmp_path / "demo"
@@ -17,3 +21,21 @@ def test_demo_runs_to_its_report(tmp_path):
     for name in ("loss.png", "probe-s3t/confusion_matrix.png", "probe-random/embedding_map.png",
                  "run/last.pt", "probe-s3t/metrics.json"):
         assert (out / name).stat().st_size > 0
+
+
+def _results(random_top1: float) -> dict:
+    def metrics(top1: float) -> dict:
+        return {"track": {name: {"mean": top1, "std": 0.0, "values": [top1] * 3} for name in HEADLINE[False]},
+                "classes": ["a", "b"], "protocol": {"probe": "linear"}}
+
+    by_name = {"s3t": metrics(0.9), "random": metrics(random_top1), "cqt-stats": metrics(0.8)}
+    return by_name | {f"{name}-few": m for name, m in by_name.items()}
+
+
+def test_the_report_says_when_random_weights_leave_the_corpus_nothing_to_show():
+    cfg = load_config(["tiny"])
+    counts = {"train": 10, "valid": 2, "test": 4}
+    saturated = demo_report(_results(0.975), {}, cfg, counts, 3)
+    assert "Random Init alone reaches 0.975" in saturated and "benchmarks/RESULTS.md" in saturated
+    assert "- over Random Init: -0.075 with all labels" in saturated
+    assert "Random Init alone" not in demo_report(_results(0.6), {}, cfg, counts, 3)
