@@ -1,4 +1,5 @@
-"""benchmarks/paired_probes.py, the paired test of issue 11's table: known answers on hand-made hits."""
+"""The paired tests of issue 11 (benchmarks/paired_probes.py, cv_probes.py): known answers on hand-made hits,
+and the per-track hits linear-eval writes for them."""
 
 import csv
 import sys
