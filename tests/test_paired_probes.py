@@ -66,7 +66,7 @@ def evaluated(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_linear_eval_writes_the_test_hits_its_metrics_come_from(evaluated):
     folder, metrics = evaluated
-    rows = list(csv.DictReader(open(folder / "test_hits.csv")))
+    rows = list(csv.DictReader((folder / "test_hits.csv").read_text().splitlines()))
     assert {r["seed"] for r in rows} == {"0", "1"}
     seed0 = [r for r in rows if r["seed"] == "0"]
     assert len(seed0) == metrics["counts"]["test"] // 2  # 2-s tracks cut into two 1-s clips
