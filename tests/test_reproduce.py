@@ -16,7 +16,10 @@ def test_grid_has_every_row_of_the_papers_tables():
     for budget in BUDGETS.values():
         rows = grid(budget)
         for table, spec in PAPER.items():
-            assert [r.name for r in rows if r.table == table] == list(spec["rows"])
+            ours = [r.name for r in rows if r.table == table]
+            recipe = [f"Random Init ({budget.recipe})", f"S3T ({budget.recipe})"]
+            recipe = recipe if table == 1 and budget.recipe else []
+            assert [name for name in ours if name not in recipe] == list(spec["rows"]) and set(recipe) <= set(ours)
     compared = [r for r in grid(BUDGETS["small"]) if r.table in (3, 4) or r.name in ("Random Init", "S3T (Ours)")]
     assert all(len(r.seeds) >= 3 for r in compared)  # spreads over whole pre-training runs
 
@@ -45,13 +48,16 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     steps = json.loads((out / "steps.json").read_text())
     assert all(s["returncode"] == 0 for s in steps.values()), steps
-    # 4 S3T pre-training set-ups and one CLMR run, 1 supervised run, and their probes
-    assert sum(k.startswith("pretrain/") for k in steps) == 5 and sum(k.startswith("supervised/") for k in steps) == 1
+    # 4 S3T pre-training set-ups, the recipe as it ships and one CLMR run, 1 supervised run, and their probes
+    assert sum(k.startswith("pretrain/") for k in steps) == 6 and sum(k.startswith("supervised/") for k in steps) == 1
     assert "pretrain/clmr-seed0" in steps
+    recipe = steps["pretrain/tiny-seed0"]["command"]  # the preset's own model and epochs: only the seed is set
+    assert recipe.endswith("--config tiny --resume --no-progress --set train.seed=0"), recipe
+    assert steps["probe/random-tiny-seed0-labels1"]["command"].count("--set train.seed=0 ") == 1
     tables = (out / "tables.md").read_text()
     for table, spec in PAPER.items():
         assert f"## Table {table}" in tables
-        for name in spec["rows"]:
+        for name in [*spec["rows"], *(["Random Init (tiny)", "S3T (tiny)"] if table == 1 else [])]:
             line = next(line for line in tables.splitlines() if line.startswith(f"| {name} |"))
             # a measured mean (± the probe seeds' spread) and a wall time in every row
             assert line.count(" ± ") == 2 and line.rstrip(" |").endswith("min"), line

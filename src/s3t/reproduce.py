@@ -37,6 +37,7 @@ class Budget:
     overrides: tuple[str, ...] = ()
     tile_copies: int = 4  # frequency tiling: copies of the 84 bins (the paper's 4 fill 256 rows)
     clmr: tuple[str, ...] = ()  # overrides of the `clmr` preset
+    recipe: str = ""  # a shipped preset judged as it ships (its model, epochs, probe): two more Table 1 rows
 
 
 BUDGETS = {
@@ -46,11 +47,11 @@ BUDGETS = {
     # The paper's tables compare backbones under the Swin recipe's settings (`cpu-small-swin`)
     "small": Budget("cpu-small-swin", 10, 3, 3, 50, {"ResNet50": "resnet_small", "MSNet-BiGRU": "crnn_small",
                                                  "Swin-T": "swin_mini"},
-                    clmr=("model.name=samplecnn_small", "train.batch_size=16")),
+                    clmr=("model.name=samplecnn_small", "train.batch_size=16"), recipe="cpu-small"),
     # a few seconds a step, one pre-training seed: for tests of the runner itself
     "tiny": Budget("tiny", 1, 1, 2, 3, {"ResNet50": "resnet18", "MSNet-BiGRU": "crnn_small", "Swin-T": "swin_nano"},
                    ("train.batch_size=4", "moco.queue_size=8"), tile_copies=2,
-                   clmr=("model.name=samplecnn_small", "train.batch_size=4", "train.workers=0")),
+                   clmr=("model.name=samplecnn_small", "train.batch_size=4", "train.workers=0"), recipe="tiny"),
 }
 
 # The paper's reported numbers (Tables 1–4), by table, row and column.
@@ -84,6 +85,7 @@ class Row:
     preprocessor: str = "time_fold"
     label_fraction: float = 1.0
     seeds: list[int] = field(default_factory=lambda: [0])
+    config: str = ""  # a preset run as it ships, only the seed set: then `model` and `preprocessor` are unused
 
 
 def grid(budget: Budget) -> list[Row]:
@@ -101,6 +103,9 @@ def grid(budget: Budget) -> list[Row]:
     rows += [Row(3, paper_name, "s3t", ours, seeds=seeds) for paper_name, ours in budget.backbones.items()]
     rows += [Row(4, "Frequency Tiling", "s3t", swin, "freq_tile", seeds=seeds),
              Row(4, "Time Folding", "s3t", swin, seeds=seeds)]
+    if budget.recipe:
+        rows[5:5] = [Row(1, f"Random Init ({budget.recipe})", "random", config=budget.recipe, seeds=seeds),
+                     Row(1, f"S3T ({budget.recipe})", "s3t", config=budget.recipe, seeds=seeds)]
     return rows
 
 
@@ -155,7 +160,10 @@ class Runner:
 
     def _pretrain(self, key: str, row: Row, seed: int) -> bool:
         b = self.budget
-        if row.method == "clmr":
+        if row.config:
+            command = ["pretrain", "--data", self.corpus, "--out", str(self.out / key), "--config", row.config,
+                       "--resume", "--no-progress", "--set", f"train.seed={seed}"]
+        elif row.method == "clmr":
             command = ["clmr", "--data", self.corpus, "--out", str(self.out / key), "--resume", "--no-progress",
                        "--set", f"optim.epochs={b.epochs}", f"train.seed={seed}", *b.clmr]
         else:
@@ -193,6 +201,9 @@ class Runner:
         *trained, result = step_keys(row, seed)
         if row.method == "supervised":
             self._supervised(result, row, seed)
+        elif row.method == "random" and row.config:
+            self._probe(result, ["--encoder", "random", "--config", row.config, "--set", f"train.seed={seed}"],
+                        row.label_fraction)
         elif row.method == "random":
             overrides = ["--set", f"model.name={row.model}", f"train.seed={seed}", *self.budget.overrides]
             self._probe(result, ["--encoder", "random", "--config", self.budget.config, *overrides],
@@ -220,12 +231,12 @@ def step_keys(row: Row, seed: int) -> list[str]:
     metrics.json the row reports. A key names the step in steps.json and its folder under OUT."""
     labels = f"labels{row.label_fraction:g}"
     if row.method == "random":
-        return [f"probe/random-{row.model}-seed{seed}-{labels}"]
+        return [f"probe/random-{row.config or row.model}-seed{seed}-{labels}"]
     if row.method == "cqt-stats":
         return [f"probe/cqt-stats-{labels}"]
     if row.method == "supervised":
         return [f"supervised/{row.model}-seed{seed}-{labels}"]
-    trained = "clmr" if row.method == "clmr" else f"{row.model}-{row.preprocessor}"
+    trained = "clmr" if row.method == "clmr" else row.config or f"{row.model}-{row.preprocessor}"
     probed = "clmr" if row.method == "clmr" else f"s3t-{trained}"
     return [f"pretrain/{trained}-seed{seed}", f"probe/{probed}-seed{seed}-{labels}"]
 
@@ -262,7 +273,9 @@ def render_tables(runner: Runner) -> str:
              f"Budget: config `{b.config}`, {b.epochs} epochs, {b.pretrain_seeds} pre-training seed(s) for the "
              f"compared rows (Random Init, S3T, Tables 3–4), {b.probe_seeds} probe seed(s), "
              f"{b.probe_epochs} probe epochs; "
-             f"backbones {b.backbones}.",
+             f"backbones {b.backbones}."
+             + (f" Rows `({b.recipe})`: the `{b.recipe}` preset as it ships (its own model, epochs and probe), "
+                f"{b.pretrain_seeds} seeds." if b.recipe else ""),
              "", "Ours: track-level test scores in %, mean ± std (over pre-training seeds where there are "
              "several, else over probe seeds). Paper: as reported. Generated by `s3t reproduce`; "
              "commands and times in `steps.json` and below.", ""]
@@ -273,7 +286,8 @@ def render_tables(runner: Runner) -> str:
         header = ["Method"] + [f"paper: {c}" for c in spec["columns"]] + ours + ["wall time"]
         lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         for row in (r for r in rows if r.table == table):
-            paper = ["–" if v is None else f"{v:.1f}" for v in spec["rows"][row.name]]
+            reported = spec["rows"].get(row.name, [None] * len(spec["columns"]))  # our extra rows: none
+            paper = ["–" if v is None else f"{v:.1f}" for v in reported]
             cells, wall = _measured(runner, row)
             lines.append("| " + " | ".join([row.name, *paper, *cells, wall]) + " |")
         lines.append("")
