@@ -75,6 +75,12 @@ def test_presets_load(name):
     load_config([CONFIGS / f"{name}.yaml"])
 
 
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    (tmp_path / "demo").mkdir()  # what `s3t demo` writes to by default, in the folder it runs from
+    monkeypatch.chdir(tmp_path)
+    assert load_config(["cpu-small", "demo"]).model.frames == 384
+
+
 def test_parse_override_reads_yaml_scalars():
     assert parse_override("optim.lr=5e-4") == {"optim": {"lr": 5e-4}}
     assert parse_override("model.name=swin_t") == {"model": {"name": "swin_t"}}

@@ -362,19 +362,21 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                                    "a report. Resumable: run it again to continue.")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.add_argument("--minutes", type=float, default=8.0, help="pre-training time budget")
-    p.add_argument("--clips-per-style", type=_positive_int, default=40)
+    p.add_argument("--tracks-per-style", type=_positive_int, default=40)
     p.add_argument("--workers", type=_non_negative_int, default=2)
-    p.add_argument("--config", default="cpu-small", help="preset or YAML file for pre-training")
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="preset or YAML file for pre-training (repeatable; default: cpu-small, then demo)")
     _add_overrides(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from s3t.demo import run_demo
+    from s3t.demo import CONFIGS, run_demo
 
-    report = run_demo(args.out, minutes=args.minutes, clips_per_style=args.clips_per_style, workers=args.workers,
-                      config=args.config, overrides=tuple(args.overrides), progress=not args.no_progress)
+    report = run_demo(args.out, minutes=args.minutes, tracks_per_style=args.tracks_per_style, workers=args.workers,
+                      configs=tuple(args.config) or CONFIGS, overrides=tuple(args.overrides),
+                      progress=not args.no_progress)
     print(report.read_text())
     print(f"report: {report.resolve()}")
     return 0

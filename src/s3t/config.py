@@ -279,7 +279,7 @@ def presets() -> list[str]:
 def config_path(name: str | Path) -> Path:
     """A YAML file's path, or the packaged preset of that name."""
     path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
+    if path.is_file() or path.suffix in (".yaml", ".yml"):  # not a folder: `demo/` is the demo's output
         return path
     packaged = resources.files("s3t").joinpath("configs", f"{name}.yaml")
     if not packaged.is_file():

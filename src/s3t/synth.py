@@ -1,5 +1,8 @@
-"""A built-in labeled music corpus, synthesised: styles that differ in tempo, metre, rhythm,
-harmony and timbre, each clip with its own key, tempo, voicing and mix (deterministic per seed)."""
+"""A built-in labeled music corpus, synthesised: tracks in five styles that differ in harmony, metre,
+rhythm, tempo range and melody density. A track is a few sections, and each section draws its own
+voice, key, tempo, register, mix and noise: inside a song the nuisance changes and the style does not,
+which is what pre-training with another clip of the same track as the positive can learn, and what
+random features and spectral statistics do not separate (deterministic per seed)."""
 
 from __future__ import annotations
 
@@ -10,28 +13,29 @@ import numpy as np
 import soundfile as sf
 
 SR = 22050
+SECTIONS, SECTION_SECONDS = 2, 9.0  # `s3t demo` cuts tracks into clips of this length: one clip per section
 MAJOR, MINOR = (0, 4, 7), (0, 3, 7)
+VOICES = ("sine", "saw", "square", "pluck")
 
 
 @dataclass(frozen=True)
 class Style:
-    tempo: tuple[float, float]  # beats per minute, drawn per clip
+    tempo: tuple[float, float]  # beats per minute; a section draws from 20 % wider
     beats_per_bar: int
     chords: tuple[tuple[int, tuple[int, ...]], ...]  # (root in semitones, intervals) per bar
-    voice: str  # sine | saw | square | pluck
     drums: str  # none | four | backbeat | waltz | swing
     notes_per_beat: int  # melody density
-    octave: int  # melody register, semitones above A2 (110 Hz)
+    octave: int  # melody register, semitones above A2 (110 Hz); a section may sit an octave lower
 
 
 STYLES = {
-    "ballad": Style((60, 76), 4, ((0, MAJOR), (9, MINOR), (5, MAJOR), (7, MAJOR)), "sine", "none", 1, 12),
-    "techno": Style((124, 132), 4, ((0, MINOR), (0, MINOR), (8, MAJOR), (10, MAJOR)), "saw", "four", 4, 0),
-    "waltz": Style((84, 100), 3, ((0, MAJOR), (7, MAJOR), (7, MAJOR), (0, MAJOR)), "square", "waltz", 2, 12),
-    "rock": Style((110, 130), 4, ((0, (0, 7, 12)), (5, (0, 7, 12)), (7, (0, 7, 12)), (5, (0, 7, 12))), "saw",
+    "ballad": Style((60, 76), 4, ((0, MAJOR), (9, MINOR), (5, MAJOR), (7, MAJOR)), "none", 1, 12),
+    "techno": Style((124, 132), 4, ((0, MINOR), (0, MINOR), (8, MAJOR), (10, MAJOR)), "four", 4, 0),
+    "waltz": Style((84, 100), 3, ((0, MAJOR), (7, MAJOR), (7, MAJOR), (0, MAJOR)), "waltz", 2, 12),
+    "rock": Style((110, 130), 4, ((0, (0, 7, 12)), (5, (0, 7, 12)), (7, (0, 7, 12)), (5, (0, 7, 12))),
                   "backbeat", 2, 0),
     "bossa": Style((92, 108), 4, ((2, (0, 3, 7, 10)), (7, (0, 4, 7, 10)), (0, (0, 4, 7, 11)), (9, MINOR)),
-                   "pluck", "swing", 2, 12),
+                   "swing", 2, 12),
 }
 
 
@@ -81,12 +85,14 @@ def _place(out: np.ndarray, sound: np.ndarray, at: int) -> None:
         out[at:end] += sound[: end - at]
 
 
-def synth_clip(style: str, seconds: float, seed: int) -> np.ndarray:
-    """One mono float32 clip at 22,050 Hz in `style`, peak 0.8."""
-    s, rng = STYLES[style], np.random.default_rng(seed)
+def synth_section(style: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """One section of a track in `style`, with its own voice, key, tempo, register, mix and noise; peak 0.8."""
+    s = STYLES[style]
     n = int(seconds * SR)
-    beat = 60.0 / rng.uniform(*s.tempo)
+    beat = 60.0 / rng.uniform(0.8 * s.tempo[0], 1.2 * s.tempo[1])
     key = rng.integers(-5, 7)
+    voice = rng.choice(VOICES)
+    octave = s.octave + 12 * rng.integers(-1, 1)
     harmony, melody, drums = np.zeros(n), np.zeros(n), np.zeros(n)
     bar_len = beat * s.beats_per_bar
     for bar in range(int(np.ceil(seconds / bar_len))):
@@ -95,35 +101,45 @@ def synth_clip(style: str, seconds: float, seed: int) -> np.ndarray:
         length = int(bar_len * SR)
         for iv in intervals:  # the chord, held for the bar
             f = 110.0 * 2 ** ((key + root + iv - 12) / 12)
-            _place(harmony, _tone(f, length, s.voice, rng) * _envelope(length, 0.02, 1.0 / bar_len), start)
+            _place(harmony, _tone(f, length, voice, rng) * _envelope(length, 0.02, 1.0 / bar_len), start)
         scale = [root + iv + 12 * o for o in (0, 1) for iv in intervals]
         for k in range(s.beats_per_bar * s.notes_per_beat):  # a melody on chord tones
             if rng.random() < 0.2:
                 continue
             note_len = int(beat / s.notes_per_beat * SR)
-            f = 110.0 * 2 ** ((key + s.octave + rng.choice(scale)) / 12)
-            _place(melody, _tone(f, note_len, s.voice, rng) * _envelope(note_len, 0.005, 6.0 * s.notes_per_beat),
+            f = 110.0 * 2 ** ((key + octave + rng.choice(scale)) / 12)
+            _place(melody, _tone(f, note_len, voice, rng) * _envelope(note_len, 0.005, 6.0 * s.notes_per_beat),
                    start + k * note_len)
         for kind, pos in DRUM_PATTERNS[s.drums](s.beats_per_bar):
             _place(drums, _drum(kind, int(0.4 * SR), rng), start + int(pos * beat * SR))
-    mix = 0.35 * harmony / max(1e-9, np.abs(harmony).max()) + 0.4 * melody / max(1e-9, np.abs(melody).max())
+    mix = (rng.uniform(0.15, 0.6) * harmony / max(1e-9, np.abs(harmony).max())
+           + rng.uniform(0.15, 0.6) * melody / max(1e-9, np.abs(melody).max()))
     if drums.any():
-        mix += rng.uniform(0.3, 0.5) * drums / np.abs(drums).max()
-    mix += 0.003 * rng.standard_normal(n)  # room noise: no clip is digitally silent
-    return (0.8 * mix / np.abs(mix).max()).astype(np.float32)
+        mix += rng.uniform(0.05, 0.6) * drums / np.abs(drums).max()
+    mix += rng.uniform(0.003, 0.05) * rng.standard_normal(n)  # room noise: no section is digitally silent
+    return 0.8 * mix / np.abs(mix).max()
 
 
-def write_corpus(out: str | Path, clips_per_style: int = 40, seconds: float = 12.0, seed: int = 0) -> Path:
+def synth_track(style: str, seed: int, sections: int = SECTIONS,
+                section_seconds: float = SECTION_SECONDS) -> np.ndarray:
+    """One mono float32 track at 22,050 Hz in `style`: `sections` sections played one after another."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([synth_section(style, section_seconds, rng) for _ in range(sections)]).astype(np.float32)
+
+
+def write_corpus(out: str | Path, tracks_per_style: int = 40, sections: int = SECTIONS,
+                 section_seconds: float = SECTION_SECONDS, seed: int = 0) -> Path:
     """Write `<style>/<style>_NNN.flac` for every style under `out` (a `folder` dataset); skips
     files already there, so a second call is instant. Returns `out`."""
     out = Path(out)
     for k, style in enumerate(STYLES):
         folder = out / style
         folder.mkdir(parents=True, exist_ok=True)
-        for i in range(clips_per_style):
+        for i in range(tracks_per_style):
             path = folder / f"{style}_{i:03d}.flac"
             if not path.exists():
                 tmp = path.with_name(path.stem + ".tmp.flac")
-                sf.write(str(tmp), synth_clip(style, seconds, seed * 100_000 + k * 1000 + i), SR, subtype="PCM_16")
+                audio = synth_track(style, seed * 100_000 + k * 1000 + i, sections, section_seconds)
+                sf.write(str(tmp), audio, SR, subtype="PCM_16")
                 tmp.replace(path)
     return out
