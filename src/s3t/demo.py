@@ -118,7 +118,7 @@ def demo_report(results: dict, times: dict[str, float], cfg: Config, counts: dic
              f"Built-in synthetic corpus: {len(results['s3t']['classes'])} styles "
              f"({', '.join(results['s3t']['classes'])}), tracks split {counts['train']} train / {counts['valid']} "
              f"valid / {counts['test']} test, each cut into {synth.SECTIONS} clips of {synth.SECTION_SECONDS:.0f} s "
-             "(its sections: each draws its own voice, key, tempo, register, mix and noise). Pre-trained without "
+             "(its sections: each draws its own voice, key, tempo, register, mix, noise and EQ). Pre-trained without "
              f"labels on the train clips: `{cfg.model.name}` on inputs of {cfg.model.frames} frames, {epochs} epochs, batch {cfg.train.batch_size}. Then a "
              "linear probe on frozen features; a track's score is the mean of its clips'.", "",
              "| encoder | track top-1 | clip top-1 | "

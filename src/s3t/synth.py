@@ -1,6 +1,6 @@
 """A built-in labeled music corpus, synthesised: tracks in five styles that differ in harmony, metre,
 rhythm, tempo range and melody density. A track is a few sections, and each section draws its own
-voice, key, tempo, register, mix and noise: inside a song the nuisance changes and the style does not,
+voice, key, tempo, register, mix, noise and EQ: inside a song the nuisance changes and the style does not,
 which is what pre-training with another clip of the same track as the positive can learn, and what
 random features and spectral statistics do not separate (deterministic per seed)."""
 
@@ -86,7 +86,7 @@ def _place(out: np.ndarray, sound: np.ndarray, at: int) -> None:
 
 
 def synth_section(style: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """One section of a track in `style`, with its own voice, key, tempo, register, mix and noise; peak 0.8."""
+    """One section of a track in `style`, with its own voice, key, tempo, register, mix, noise and EQ; peak 0.8."""
     s = STYLES[style]
     n = int(seconds * SR)
     beat = 60.0 / rng.uniform(0.8 * s.tempo[0], 1.2 * s.tempo[1])
@@ -117,6 +117,9 @@ def synth_section(style: str, seconds: float, rng: np.random.Generator) -> np.nd
     if drums.any():
         mix += rng.uniform(0.05, 0.6) * drums / np.abs(drums).max()
     mix += rng.uniform(0.003, 0.05) * rng.standard_normal(n)  # room noise: no section is digitally silent
+    freq = np.fft.rfftfreq(n, 1 / SR)
+    freq[0] = freq[1]
+    mix = np.fft.irfft(np.fft.rfft(mix) * (freq / 1000.0) ** rng.uniform(-0.5, 0.5), n)  # EQ: ±3 dB per octave
     return 0.8 * mix / np.abs(mix).max()
 
 
