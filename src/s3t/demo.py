@@ -19,7 +19,7 @@ from s3t import synth
 from s3t.config import Config, load_config
 from s3t.datasets import LabeledSet, load_folder, with_validation
 from s3t.encoder import CqtStatsEncoder, load_encoder, random_encoder
-from s3t.evaluate import HEADLINE, linear_eval, mean_std
+from s3t.evaluate import linear_eval, mean_std
 from s3t.labelled import write_manifest
 from s3t.prepare import prepare
 from s3t.engine import build_optimizer, train_step
