@@ -119,8 +119,9 @@ def demo_report(results: dict, times: dict[str, float], cfg: Config, counts: dic
              f"({', '.join(results['s3t']['classes'])}), tracks split {counts['train']} train / {counts['valid']} "
              f"valid / {counts['test']} test, each cut into {synth.SECTIONS} clips of {synth.SECTION_SECONDS:.0f} s "
              "(its sections: each draws its own voice, key, tempo, register, mix, noise and EQ). Pre-trained without "
-             f"labels on the train clips: `{cfg.model.name}` on inputs of {cfg.model.frames} frames, {epochs} epochs, batch {cfg.train.batch_size}. Then a "
-             "linear probe on frozen features; a track's score is the mean of its clips'.", "",
+             f"labels on the train clips: `{cfg.model.name}` on inputs of {cfg.model.frames} frames, {epochs} epochs, "
+             f"batch {cfg.train.batch_size}. Then a linear probe on frozen features; a track's score is the mean of "
+             "its clips'.", "",
              "| encoder | track top-1 | clip top-1 | "
              + " | ".join(f"{level} top-1, {FEW_LABELS:.0%} of the labels (3 draws)" for level in levels) + " |",
              "| --- |" + " --- |" * 4]

@@ -1,8 +1,8 @@
 """A built-in labeled music corpus, synthesised: tracks in five styles that differ in harmony, metre,
 rhythm, tempo range and melody density. A track is a few sections, and each section draws its own
 voice, key, tempo, register, mix, noise and EQ: inside a song the nuisance changes and the style does not,
-which is what pre-training with another clip of the same track as the positive can learn, and what
-random features and spectral statistics do not separate (deterministic per seed)."""
+which pre-training with another clip of the same track as the positive can learn, and which random
+features and spectral statistics separate less well (deterministic per seed)."""
 
 from __future__ import annotations
 
