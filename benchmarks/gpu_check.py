@@ -83,11 +83,11 @@ def cuda_tests(size: dict, device: torch.device, work: Path) -> dict:
 
 def cqt_check(size: dict, device: torch.device, work: Path) -> dict:
     from s3t import audio
-    from s3t.synth import STYLES, synth_clip
+    from s3t.synth import STYLES, synth_track
 
     styles = list(STYLES)
-    clips = torch.from_numpy(np.stack([synth_clip(styles[s % len(styles)], size["clip_s"], seed=s)
-                                       for s in range(size["clips"])]))
+    clips = torch.from_numpy(np.stack([synth_track(styles[s % len(styles)], seed=s, sections=1,
+                                                   section_seconds=size["clip_s"]) for s in range(size["clips"])]))
     reference = audio.cqt(clips, log=False)
     on_device = audio.cqt(clips.to(device), log=False)
     error = float((on_device.cpu() - reference).abs().max() / reference.abs().max())
