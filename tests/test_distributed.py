@@ -139,11 +139,13 @@ def test_each_rank_leaves_the_process_group_before_the_interpreter_shuts_down(tm
     # runs its handlers last-registered first, so this check, registered before the group is joined, runs
     # after the engine's own handler
     script = tmp_path / "join.py"
-    script.write_text("import atexit, torch.distributed as dist\n"
-                      "atexit.register(lambda: print('left the group:', not dist.is_initialized(), flush=True))\n"
+    # each rank answers in its own file: two ranks printing to one stdout can interleave their words
+    script.write_text("import atexit, os, pathlib, torch.distributed as dist\n"
+                      f"out = pathlib.Path({str(tmp_path)!r}) / ('left' + os.environ['RANK'])\n"
+                      "atexit.register(lambda: out.write_text(str(not dist.is_initialized())))\n"
                       "from s3t.engine import setup_distributed\n"
                       "assert setup_distributed('cpu').world == 2 and dist.is_initialized()\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
     result = run_group(cmd, ENV, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("left the group: True") == 2, result.stdout
+    assert [(tmp_path / f"left{rank}").read_text() for rank in (0, 1)] == ["True", "True"]
