@@ -52,7 +52,7 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
     assert sum(k.startswith("pretrain/") for k in steps) == 6 and sum(k.startswith("supervised/") for k in steps) == 1
     assert "pretrain/clmr-seed0" in steps
     recipe = steps["pretrain/tiny-seed0"]["command"]  # the preset's own model and epochs: only the seed is set
-    assert recipe.endswith("--config tiny --resume --no-progress --set train.seed=0"), recipe
+    assert recipe.endswith("--resume --no-progress --config tiny --set train.seed=0"), recipe
     assert steps["probe/random-tiny-seed0-labels1"]["command"].count("--set train.seed=0 ") == 1
     tables = (out / "tables.md").read_text()
     for table, spec in PAPER.items():

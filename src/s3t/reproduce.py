@@ -160,20 +160,23 @@ class Runner:
 
     def _pretrain(self, key: str, row: Row, seed: int) -> bool:
         b = self.budget
-        if row.config:
-            command = ["pretrain", "--data", self.corpus, "--out", str(self.out / key), "--config", row.config,
-                       "--resume", "--no-progress", "--set", f"train.seed={seed}"]
-        elif row.method == "clmr":
+        if row.method == "clmr":
             command = ["clmr", "--data", self.corpus, "--out", str(self.out / key), "--resume", "--no-progress",
                        "--set", f"optim.epochs={b.epochs}", f"train.seed={seed}", *b.clmr]
         else:
-            command = ["pretrain", "--data", self.corpus, "--out", str(self.out / key), "--config", b.config,
-                       "--resume", "--no-progress", "--set", f"model.name={row.model}",
-                       f"model.preprocessor={row.preprocessor}", f"optim.epochs={b.epochs}", f"train.seed={seed}",
-                       *b.overrides]
-            if row.preprocessor == "freq_tile":
-                command.append(f"model.tile={b.tile_copies}")
+            command = ["pretrain", "--data", self.corpus, "--out", str(self.out / key), "--resume", "--no-progress",
+                       *self._encoder_args(row, seed)]
         return self._step(key, command, self.out / key / "last.pt")
+
+    def _encoder_args(self, row: Row, seed: int) -> list[str]:
+        """`--config` and `--set` for a row's encoder, pre-trained or random: a preset as it ships with only
+        its seed set, or the budget's config with the row's backbone, pre-processor and epochs."""
+        if row.config:
+            return ["--config", row.config, "--set", f"train.seed={seed}"]
+        b = self.budget
+        tile = [f"model.tile={b.tile_copies}"] if row.preprocessor == "freq_tile" else []
+        return ["--config", b.config, "--set", f"model.name={row.model}", f"model.preprocessor={row.preprocessor}",
+                f"optim.epochs={b.epochs}", f"train.seed={seed}", *b.overrides, *tile]
 
     def _probe(self, key: str, encoder_args: list[str], label_fraction: float) -> bool:
         command = ["linear-eval", "--dataset", self.dataset, "--root", self.root, "--out", str(self.out / key),
@@ -201,13 +204,8 @@ class Runner:
         *trained, result = step_keys(row, seed)
         if row.method == "supervised":
             self._supervised(result, row, seed)
-        elif row.method == "random" and row.config:
-            self._probe(result, ["--encoder", "random", "--config", row.config, "--set", f"train.seed={seed}"],
-                        row.label_fraction)
         elif row.method == "random":
-            overrides = ["--set", f"model.name={row.model}", f"train.seed={seed}", *self.budget.overrides]
-            self._probe(result, ["--encoder", "random", "--config", self.budget.config, *overrides],
-                        row.label_fraction)
+            self._probe(result, ["--encoder", "random", *self._encoder_args(row, seed)], row.label_fraction)
         elif row.method == "cqt-stats":
             self._probe(result, ["--encoder", "cqt-stats"], row.label_fraction)
         elif self._pretrain(trained[0], row, seed):
