@@ -17,7 +17,7 @@ def test_grid_has_every_row_of_the_papers_tables():
         rows = grid(budget)
         for table, spec in PAPER.items():
             ours = [r.name for r in rows if r.table == table]
-            recipe = [f"Random Init ({budget.recipe})", f"S3T ({budget.recipe})"]
+            recipe = [f"{name} ({budget.recipe})" for name in ("Random Init", "cqt-stats", "S3T")]
             recipe = recipe if table == 1 and budget.recipe else []
             assert [name for name in ours if name not in recipe] == list(spec["rows"]) and set(recipe) <= set(ours)
     compared = [r for r in grid(BUDGETS["small"]) if r.table in (3, 4) or r.name in ("Random Init", "S3T (Ours)")]
@@ -57,7 +57,7 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
     tables = (out / "tables.md").read_text()
     for table, spec in PAPER.items():
         assert f"## Table {table}" in tables
-        for name in [*spec["rows"], *(["Random Init (tiny)", "S3T (tiny)"] if table == 1 else [])]:
+        for name in [*spec["rows"], *(["Random Init (tiny)", "cqt-stats (tiny)", "S3T (tiny)"] if table == 1 else [])]:
             line = next(line for line in tables.splitlines() if line.startswith(f"| {name} |"))
             # a measured mean (± the probe seeds' spread) and a wall time in every row
             assert line.count(" ± ") == 2 and line.rstrip(" |").endswith("min"), line
