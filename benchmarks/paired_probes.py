@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -27,7 +28,14 @@ def hits_per_test_track(folder: str | Path) -> dict[str, tuple[float, float, flo
     if not path.exists():
         raise SystemExit(f"{path} is missing: rerun `s3t linear-eval` (clip-cut, single-label) into {folder}")
     with open(path, newline="") as f:
-        return over_seeds(csv.DictReader(f))
+        return below_common_folder(over_seeds(csv.DictReader(f)))
+
+
+def below_common_folder(hits: dict) -> dict:
+    """The same hits, each track named by its path below the folder all of them share: runs over copies of
+    one corpus in different places (each `s3t demo` writes its own) then name a track alike."""
+    top = os.path.commonpath([os.path.dirname(t) for t in hits])
+    return {os.path.relpath(t, top): h for t, h in hits.items()}
 
 
 def over_seeds(rows: Iterable[dict]) -> dict[str, tuple[float, float, float]]:

@@ -92,3 +92,15 @@ def test_cross_validation_tests_every_labelled_track_once_on_folds_of_whole_trac
     hits = cv_hits(folder, k=4, probe_seeds=2)
     assert set(hits) == set(tracks) and all(h[1] == 2 * 2 for h in hits.values())  # 2 clips x 2 probe seeds
     assert all(0 <= h[0] <= h[1] and h[2] in (0, 0.5, 1) for h in hits.values())
+
+
+def test_runs_over_copies_of_one_corpus_in_different_places_pair_track_by_track(evaluated, tmp_path):
+    folder, _ = evaluated
+    text = (folder / "test_hits.csv").read_text()
+    root = str(folder.parent / "audio")
+    assert text.count(root) == len(text.splitlines()) - 1  # every row names its track by absolute path
+    moved = tmp_path / "seed1"
+    moved.mkdir()
+    (moved / "test_hits.csv").write_text(text.replace(root, str(tmp_path / "elsewhere" / "corpus")))
+    here, there = hits_per_test_track(folder), hits_per_test_track(moved)
+    assert here == there and all(t.startswith(("calm/", "busy/")) for t in here)
