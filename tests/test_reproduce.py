@@ -54,6 +54,7 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
     recipe = steps["pretrain/tiny-seed0"]["command"]  # the preset's own model and epochs: only the seed is set
     assert recipe.endswith("--resume --no-progress --config tiny --set train.seed=0"), recipe
     assert steps["probe/random-tiny-seed0-labels1"]["command"].count("--set train.seed=0 ") == 1
+    assert "--encoder cqt-stats --config tiny " in steps["probe/cqt-stats-tiny-labels1"]["command"]  # its probe
     tables = (out / "tables.md").read_text()
     for table, spec in PAPER.items():
         assert f"## Table {table}" in tables
