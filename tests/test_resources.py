@@ -167,13 +167,13 @@ def _peak_anonymous_mib(*args: str) -> float:
     return peak / 1024
 
 
-def test_prepare_and_embed_memory_stays_flat_when_the_corpus_doubles(tmp_path):
-    """Four times the audio may not cost more memory: a run that kept waves or CQTs would grow by
-    ~240 MiB (waves) or ~20 MiB (float16 CQTs) from 16 to 64 one-minute tracks; we allow 8 MiB,
-    twice the allocator noise seen between runs (up to 4.2 MiB)."""
+def test_prepare_and_embed_memory_stays_flat_when_the_corpus_grows_eightfold(tmp_path):
+    """Eight times the audio may not cost more memory: a run that kept waves or CQTs would grow by
+    ~560 MiB (waves) or ~47 MiB (float16 CQTs) from 16 to 128 one-minute tracks; we allow 16 MiB,
+    twice the noise seen between runs (8.5 MiB once in CI, from 16 to 64 tracks)."""
     one = write_music(tmp_path / "one.wav", seconds=60.0)
     peaks = {}
-    for n in (16, 64):
+    for n in (16, 128):
         folder = tmp_path / f"corpus{n}"
         folder.mkdir()
         for i in range(n):
@@ -184,6 +184,6 @@ def test_prepare_and_embed_memory_stays_flat_when_the_corpus_doubles(tmp_path):
         embed_peak = _peak_anonymous_mib("embed", str(cache), "--encoder", "random", "--config", TINY, "--out",
                                          str(tmp_path / f"f{n}.npz"), "--save-every", "8", "--no-progress")
         peaks[n] = (prepare_peak, embed_peak)
-    print(f"peak anonymous memory MiB (prepare, embed): 16 tracks {peaks[16]}, 64 tracks {peaks[64]}")
-    for small, large in zip(peaks[16], peaks[64]):
-        assert large - small < 8.0, peaks
+    print(f"peak anonymous memory MiB (prepare, embed): 16 tracks {peaks[16]}, 128 tracks {peaks[128]}")
+    for small, large in zip(peaks[16], peaks[128]):
+        assert large - small < 16.0, peaks
