@@ -28,24 +28,20 @@ def hits_per_test_track(folder: str | Path) -> dict[str, tuple[float, float, flo
     if not path.exists():
         raise SystemExit(f"{path} is missing: rerun `s3t linear-eval` (clip-cut, single-label) into {folder}")
     with open(path, newline="") as f:
-        return below_common_folder(over_seeds(csv.DictReader(f)))
-
-
-def below_common_folder(hits: dict) -> dict:
-    """The same hits, each track named by its path below the folder all of them share: runs over copies of
-    one corpus in different places (each `s3t demo` writes its own) then name a track alike."""
-    top = os.path.commonpath([os.path.dirname(t) for t in hits])
-    return {os.path.relpath(t, top): h for t, h in hits.items()}
+        return over_seeds(csv.DictReader(f))
 
 
 def over_seeds(rows: Iterable[dict]) -> dict[str, tuple[float, float, float]]:
     """Rows of per-track hits (track, clips_right, clips, track_right), one per probe seed, as per track:
-    its clips right and its clips, each summed over the seeds, and the share of seeds whose track score is right."""
+    its clips right and its clips, each summed over the seeds, and the share of seeds whose track score is right.
+    A track is named by its path below the folder all of them share: runs over copies of one corpus in
+    different places (each `s3t demo` writes its own) then name a track alike."""
     sums: dict[str, np.ndarray] = {}
     for row in rows:
         hits = np.array([row["clips_right"], row["clips"], row["track_right"], 1], float)
         sums[row["track"]] = sums.get(row["track"], 0) + hits
-    return {track: (h[0], h[1], h[2] / h[3]) for track, h in sums.items()}
+    top = os.path.commonpath([os.path.dirname(t) for t in sums])
+    return {os.path.relpath(track, top): (h[0], h[1], h[2] / h[3]) for track, h in sums.items()}
 
 
 def top1(hits: dict, level: str) -> float:
@@ -78,6 +74,8 @@ def sign_test(wins: int, n: int) -> float:
 
 def report(a_folders: list[str], b_folders: list[str], a: list[dict], b: list[dict]) -> None:
     """Print top-1 of every run, then the paired test of A against B on clips and on tracks."""
+    if any(set(r) != set(a[0]) for r in a + b):
+        raise SystemExit("the runs do not share their test tracks")
     for name, runs in (("A", zip(a_folders, a)), ("B", zip(b_folders, b))):
         for folder, hits in runs:
             print(f"{name} {folder}: clip top-1 {top1(hits, 'clip'):.3f}, track top-1 {top1(hits, 'track'):.3f}")
@@ -104,8 +102,6 @@ def parse_pairs(description: str, argv=None, extra=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_pairs(__doc__, argv)
     a, b = [hits_per_test_track(f) for f in args.a], [hits_per_test_track(f) for f in args.b]
-    if any(set(r) != set(a[0]) for r in a + b):
-        raise SystemExit("the runs do not share their test tracks")
     report(args.a, args.b, a, b)
 
 
