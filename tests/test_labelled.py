@@ -46,3 +46,5 @@ def test_prepare_gives_every_split_its_rows_clips_included(folder_tree, tmp_path
     assert (tmp_path / "manifest.csv").exists() and np.isin(data.targets(data.rows["test"]), [0, 1]).all()
     with pytest.raises(CacheError, match=r"prepared with other settings .*'clip_seconds': \(1.0, 0.0\)"):
         LabelledData.prepare(load_folder(folder_tree), tmp_path, workers=0, progress=False)
+    again = LabelledData.prepare(load_folder(folder_tree), tmp_path, clip_seconds=1, workers=0, progress=False)
+    assert again.rows == data.rows  # 1 s from Python is the 1.0 s the command line stored

@@ -103,13 +103,12 @@ class CacheWriter:
         self._drop_damaged_shards()
 
     def _check_meta(self, meta: dict) -> None:
-        stored = dict(self.db.execute("SELECT key, value FROM meta"))
-        wanted = {k: json.dumps(v) for k, v in meta.items()}
-        if stored and stored != wanted:
-            diff = {k: (json.loads(stored.get(k, "null")), meta.get(k)) for k in wanted if stored.get(k) != wanted[k]}
+        stored = {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
+        if stored and stored != meta:  # compared as values: clip_seconds 30 is 30.0
+            diff = {k: (stored.get(k), meta.get(k)) for k in meta if stored.get(k) != meta[k]}
             raise CacheError(f"{self.root} was prepared with other settings (stored, requested): {diff}")
         with self.db:
-            self.db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", wanted.items())
+            self.db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", ((k, json.dumps(v)) for k, v in meta.items()))
 
     def _remove_orphans(self) -> None:
         known = {row[0] for row in self.db.execute("SELECT file FROM shards")}
