@@ -5,7 +5,8 @@ A dev test split of a few dozen tracks cannot settle a few points between two en
 stratified by label, the same folds for every folder; in each fold a tenth of the training tracks is the
 validation set that picks the probe's epoch, as in linear-eval, and the folder's own probe settings
 (probe.pt) train it with several seeds. Every labelled track is then a test track once. The per-track
-hits go through the paired test of `paired_probes.py`, pairs A[i] with B[i].
+hits go through the paired test of `paired_probes.py`, pairs A[i] with B[i]. To choose between settings
+without reading the test split, `--splits train valid` cross-validates over those tracks only.
 
     .venv/bin/python benchmarks/cv_probes.py --a runs/le/s3t-0 runs/le/s3t-1 --b runs/le/rand-0 runs/le/rand-1
 """
@@ -29,11 +30,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from paired_probes import over_seeds, parse_pairs, report  # noqa: E402
 
 
-def labelled_features(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], ProbeConfig]:
-    """A linear-eval folder's clip features (every split), label ids, tracks, classes and probe settings."""
+def labelled_features(folder: Path, splits: tuple[str, ...] = ("train", "valid", "test")
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], ProbeConfig]:
+    """A linear-eval folder's clip features of the tracks in `splits`, label ids, tracks, classes and probe
+    settings."""
     _, record = load_probe(folder)
     with open(folder / "manifest.csv", newline="") as f:
-        label_of = {row["path"]: row["label"] for row in csv.DictReader(f)}
+        label_of = {row["path"]: row["label"] for row in csv.DictReader(f) if row["split"] in splits}
     (feature_file,) = (folder / "features").glob(f"{record['encoder_fingerprint']}*.npz")
     stored = read_features(feature_file)
     if stored is None:
@@ -57,10 +60,10 @@ def folds(y: np.ndarray, tracks: np.ndarray, k: int, seed: int) -> list[tuple[np
     return out
 
 
-def cv_hits(folder: str | Path, k: int = 5, probe_seeds: int = 3, batch: int = 256,
-            fold_seed: int = 0) -> dict[str, tuple[float, float, float]]:
-    """Per labelled track, each a test track in one fold: hits as `paired_probes.over_seeds` gives them."""
-    x, y, tracks, classes, cfg = labelled_features(Path(folder))
+def cv_hits(folder: str | Path, k: int = 5, probe_seeds: int = 3, batch: int = 256, fold_seed: int = 0,
+            splits: tuple[str, ...] = ("train", "valid", "test")) -> dict[str, tuple[float, float, float]]:
+    """Per labelled track of `splits`, each a test track in one fold: hits as `paired_probes.over_seeds` gives them."""
+    x, y, tracks, classes, cfg = labelled_features(Path(folder), splits)
     rows = []
     for train, valid, test in folds(y, tracks, k, fold_seed):
         for seed in range(probe_seeds):
@@ -73,10 +76,13 @@ def main(argv=None) -> None:
     def options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--folds", type=int, default=5)
         p.add_argument("--probe-seeds", type=int, default=3)
+        p.add_argument("--splits", nargs="+", default=["train", "valid", "test"], choices=["train", "valid", "test"],
+                       help="the tracks to cross-validate over (train valid: choose without reading test)")
 
     args = parse_pairs(__doc__, argv, options)
-    hits = {folder: cv_hits(folder, args.folds, args.probe_seeds) for folder in dict.fromkeys(args.a + args.b)}
-    print(f"{args.folds}-fold track-grouped CV, {args.probe_seeds} probe seeds per fold")
+    hits = {folder: cv_hits(folder, args.folds, args.probe_seeds, splits=tuple(args.splits))
+            for folder in dict.fromkeys(args.a + args.b)}
+    print(f"{args.folds}-fold track-grouped CV over the {' + '.join(args.splits)} tracks, {args.probe_seeds} probe seeds per fold")
     report(args.a, args.b, [hits[f] for f in args.a], [hits[f] for f in args.b])
 
 
