@@ -89,6 +89,10 @@ def test_cross_validation_tests_every_labelled_track_once_on_folds_of_whole_trac
         assert all(parts) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
         tested += sorted(parts[2])
     assert sorted(tested) == sorted(set(tracks))  # each track a test track exactly once
+    x_dev, _, dev_tracks, _, _ = labelled_features(folder, ("train", "valid"))  # choosing without the test split
+    assert len(x_dev) == metrics["counts"]["train"] + metrics["counts"]["valid"]
+    test_tracks = {t for t in tracks if t not in set(dev_tracks)}
+    assert len(test_tracks) == metrics["counts"]["test"] // 2
     hits = cv_hits(folder, k=4, probe_seeds=2)  # tracks named below the corpus folder, as paired_probes names them
     assert set(hits) == {str(Path(t).relative_to(folder.parent / "audio")) for t in tracks} and all(h[1] == 2 * 2 for h in hits.values())  # 2 clips x 2 probe seeds
     assert all(0 <= h[0] <= h[1] and h[2] in (0, 0.5, 1) for h in hits.values())
