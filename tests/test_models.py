@@ -65,8 +65,8 @@ def test_rows_pooling_keeps_the_frequency_axis():
     assert torch.allclose(rows(x), tokens.mean(2).flatten(1))
     # averaging the rows back gives the paper's mean-pooled feature
     assert torch.allclose(rows(x).unflatten(1, (2, -1)).mean(1), mean(x), atol=1e-6)
-    with pytest.raises(ValueError, match="model.pooling=rows is for Swin encoders"):
-        build_encoder(ModelConfig(name="resnet_small", pooling="rows"))
+    with pytest.raises(ValueError, match="model.pooling=rows is for Swin and ResNet encoders"):
+        build_encoder(ModelConfig(name="crnn_small", pooling="rows"))
     stats = build_encoder(ModelConfig(**{**vars(cfg), "pooling": "rows_stats"}))
     stats.load_state_dict(mean.state_dict())
     assert stats.num_features == 4 * mean.num_features
@@ -86,6 +86,28 @@ def test_stages_pooling_concatenates_every_stages_mean_and_ends_with_the_papers_
     torch.testing.assert_close(out[:, -192:], mean(x))  # the last stage's part is the mean-pooled feature
     first = mean.swin.layers[0](mean.swin.patch_embed(x))  # (3, 16, 16, 24): stage 1's token grid
     torch.testing.assert_close(out[:, :24], first.mean((1, 2)))
+
+
+def test_resnet_pools_rows_with_their_spread_and_every_stage_from_the_same_weights():
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="resnet_small", input_size=64, preprocessor="freq_tile", drop_path=0.0)
+    mean = build_encoder(cfg).eval()
+    x = torch.randn(3, 1, 64, 64)
+    fmap = mean.net.forward_features(x)  # (3, 256, 2, 2): 64 / 32 = 2 rows (frequency) by 2 columns (time)
+    pooled = {}
+    for pooling in ("rows", "rows_stats", "stages"):
+        encoder = build_encoder(ModelConfig(**{**vars(cfg), "pooling": pooling})).eval()
+        encoder.load_state_dict(mean.state_dict())  # pooling adds no parameters
+        pooled[pooling] = encoder(x)
+        assert pooled[pooling].shape == (3, encoder.num_features)
+    torch.testing.assert_close(pooled["rows"], fmap.mean(3).flatten(1))
+    torch.testing.assert_close(pooled["rows"].unflatten(1, (256, 2)).mean(2), mean(x))  # rows average back to mean
+    torch.testing.assert_close(pooled["rows_stats"], torch.cat([fmap.mean(3).flatten(1), fmap.std(3).flatten(1)], 1))
+    assert pooled["stages"].shape == (3, 32 + 64 + 128 + 256)
+    torch.testing.assert_close(pooled["stages"][:, -256:], mean(x))  # the last stage's part is the mean feature
+    net = mean.net
+    first = net.layer1(net.maxpool(net.act1(net.bn1(net.conv1(x)))))
+    torch.testing.assert_close(pooled["stages"][:, :32], first.mean((2, 3)))
 
 
 def test_fused_attention_is_the_same_function_of_the_same_weights():

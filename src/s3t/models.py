@@ -105,11 +105,12 @@ def _swin_builder(name: str) -> Callable[[ModelConfig], torch.nn.Module]:
 
 
 class ResNetEncoder(torch.nn.Module):
-    """A timm ResNet with one input channel and global average pooling: (B, 1, S, S) -> (B, D)."""
+    """A timm ResNet with one input channel, pooled as `model.pooling` says: (B, 1, S, S) -> (B, D).
+    The last stage's map is (B, C, rows, columns), rows following frequency as in the input."""
 
     input_kind = "spectrogram"
 
-    def __init__(self, name: str, drop_path: float):
+    def __init__(self, name: str, drop_path: float, size: int = 256, pooling: str = "mean"):
         super().__init__()
         # MoCo's ResNet-50 (torchvision's defaults) starts every residual branch live: no zero-init
         common = dict(in_chans=1, num_classes=0, drop_path_rate=drop_path, zero_init_last=False)
@@ -117,10 +118,32 @@ class ResNetEncoder(torch.nn.Module):
             self.net = ResNet(BasicBlock, (1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=32, **common)
         else:
             self.net = timm.create_model(name, pretrained=False, **common)
-        self.num_features = self.net.num_features
+        self.pooling = pooling
+        rows = -(-size // self.net.feature_info[-1]["reduction"])  # of the last stage's map
+        if pooling == "stages":
+            self.num_features = sum(stage["num_chs"] for stage in self.net.feature_info[1:])
+        else:
+            self.num_features = self.net.num_features * {"mean": 1, "rows": rows, "rows_stats": 2 * rows}[pooling]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        if self.pooling == "mean":
+            return self.net(x)
+        if self.pooling == "stages":
+            return self._stage_means(x)
+        fmap = self.net.forward_features(x)  # (B, C, rows, columns)
+        if self.pooling == "rows":
+            return fmap.mean(3).flatten(1)  # (B, C · rows)
+        return torch.cat([fmap.mean(3).flatten(1), fmap.std(3).flatten(1)], 1)  # (B, 2 · C · rows)
+
+    def _stage_means(self, x: torch.Tensor) -> torch.Tensor:
+        """Each residual stage's map averaged over frequency and time, concatenated: (B, Σ stage widths);
+        the last part is the mean-pooled feature."""
+        net, means = self.net, []
+        x = net.maxpool(net.act1(net.bn1(net.conv1(x))))
+        for stage in (net.layer1, net.layer2, net.layer3, net.layer4):
+            x = stage(x)
+            means.append(x.mean((2, 3)))
+        return torch.cat(means, 1)
 
 
 @dataclass(frozen=True)
@@ -197,7 +220,7 @@ ENCODERS: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
     **{name: _swin_builder(name) for name in SWIN_PRESETS},
     # the paper's ResNet-50 row (23.5 M parameters, 2048-d); resnet18 (11.2 M, 512-d) and
     # resnet_small (1.2 M, 256-d) for CPU runs
-    **{name: (lambda cfg, name=name: ResNetEncoder(name, cfg.drop_path))
+    **{name: (lambda cfg, name=name: ResNetEncoder(name, cfg.drop_path, cfg.input_size, cfg.pooling))
        for name in ("resnet50", "resnet18", "resnet_small")},
     **{name: (lambda cfg, name=name: CRNNEncoder(CRNN_PRESETS[name])) for name in CRNN_PRESETS},
     **{name: (lambda cfg, name=name: SampleCNN(SAMPLECNN_PRESETS[name])) for name in SAMPLECNN_PRESETS},
@@ -213,8 +236,9 @@ def build_encoder(cfg: ModelConfig) -> torch.nn.Module:
     pre-processor must fill them (checked here, with the numbers)."""
     if cfg.name not in ENCODERS:
         raise ValueError(f"unknown encoder {cfg.name!r}; available: {sorted(ENCODERS)}")
-    if cfg.pooling != "mean" and cfg.name not in SWIN_PRESETS:
-        raise ValueError(f"model.pooling={cfg.pooling} is for Swin encoders; {cfg.name} pools its own way (mean)")
+    if cfg.pooling != "mean" and cfg.name not in SWIN_PRESETS and not cfg.name.startswith("resnet"):
+        raise ValueError(f"model.pooling={cfg.pooling} is for Swin and ResNet encoders; {cfg.name} pools its own "
+                         "way (mean)")
     encoder = ENCODERS[cfg.name](cfg)
     if encoder.input_kind == "spectrogram":
         check_geometry(cfg.preprocessor, cfg.input_size, cfg.segments)
