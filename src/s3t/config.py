@@ -83,10 +83,10 @@ class ModelConfig:
     tile: int = 0  # copies of the 84 bins stacked by freq_tile; 0 = just enough to fill input_size
     drop_path: float = 0.1
     freeze_patch_embed: bool = False  # keep the random patch projection fixed (MoCo v3's fix for ViT instability)
-    # mean: the last stage's tokens averaged (the paper's); rows: averaged over time only, one
-    # vector per row of the token grid, concatenated (keeps where in frequency a pattern sits);
-    # rows_stats: each row's mean and standard deviation over time; stages: every stage's tokens
-    # averaged, concatenated (what the early stages carry beside the last)
+    # Swin and ResNet encoders: mean: the last stage's tokens (or map) averaged (the paper's); rows:
+    # averaged over time only, one vector per frequency row, concatenated (keeps where in frequency a
+    # pattern sits); rows_stats: each row's mean and standard deviation over time; stages: every
+    # stage averaged, concatenated (what the early stages carry beside the last)
     pooling: str = "mean"
     # how a clip longer than the input becomes one embedding: resize (the whole clip squeezed to
     # the input frames) or windows (mean over half-overlapping windows at the native rate)
