@@ -1,6 +1,7 @@
 """Encoders as feature extractors: seeded random weights, the cqt-stats reference, the embedding
 setting (one resize or windows) carried by the config and the fingerprint."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,17 @@ def test_embedding_setting_comes_from_the_config():
     assert torch.equal(windows.inputs_of(clip)[1], clip[:, 64:192])
     assert windows.inputs_of(clip, windows=False).shape == (1, 84, 128)  # an explicit choice wins
     assert resize.fingerprint() != windows.fingerprint()  # feature files never mix the two
+
+
+def test_readout_reads_the_weights_the_pretext_trained_on_the_mean_by_frequency_rows():
+    from s3t.models import build_encoder
+
+    trained = load_config([TINY], ["model.name=resnet_small", "model.readout=rows"]).model
+    assert build_encoder(trained).num_features == 256  # what the pretext trains: the mean, as pooling says
+    read, mean = random_encoder(trained, seed=3), random_encoder(replace(trained, readout=""), seed=3)
+    assert read.num_features == 256 * mean.model_cfg.input_size // 32  # one 256-d vector per frequency row
+    x = torch.randn(2, 1, trained.input_size, trained.input_size)
+    fmap = mean.backbone.net.forward_features(x)  # the same seeded weights, read two ways
+    torch.testing.assert_close(read.backbone(x), fmap.mean(3).flatten(1))
+    assert read.fingerprint() != mean.fingerprint()  # feature files never mix the two readouts
+    assert not any(p.requires_grad for p in read.parameters())

@@ -88,12 +88,17 @@ class ModelConfig:
     # pattern sits); rows_stats: each row's mean and standard deviation over time; stages: every
     # stage averaged, concatenated (what the early stages carry beside the last)
     pooling: str = "mean"
+    # how a frozen encoder (embed, linear-eval, the monitor) is read out, when not as it was trained:
+    # one of the poolings, or "" for model.pooling. Pooling holds no weights, so a recipe can train its
+    # pretext on the mean and read the rows
+    readout: str = ""
     # how a clip longer than the input becomes one embedding: resize (the whole clip squeezed to
     # the input frames) or windows (mean over half-overlapping windows at the native rate)
     embedding: str = "resize"
 
     def __post_init__(self) -> None:
         _check_choice("model.pooling", self.pooling, ("mean", "rows", "rows_stats", "stages"))
+        _check_choice("model.readout", self.readout, ("", "mean", "rows", "rows_stats", "stages"))
         _check_choice("model.embedding", self.embedding, ("resize", "windows"))
 
     @property

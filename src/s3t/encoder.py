@@ -8,6 +8,7 @@ import logging
 import shutil
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -37,10 +38,10 @@ class Encoder(torch.nn.Module):
     def __init__(self, backbone: torch.nn.Module, model_cfg: ModelConfig, time_compression: int = 1,
                  name: str = "random"):
         super().__init__()
-        self.backbone = backbone.eval().requires_grad_(False)
+        self.backbone = read_out(backbone, model_cfg).eval().requires_grad_(False)
         self.model_cfg, self.time_compression, self.name = model_cfg, time_compression, name
         self.frames = SAMPLES if backbone.input_kind == "wave" else model_cfg.frames
-        self.num_features = backbone.num_features
+        self.num_features = self.backbone.num_features
 
     @property
     def device(self) -> torch.device:
@@ -85,6 +86,15 @@ class Encoder(torch.nn.Module):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:12]
+
+
+def read_out(backbone: torch.nn.Module, model_cfg: ModelConfig) -> torch.nn.Module:
+    """`backbone` pooled as `model.readout` says: itself, or a new module holding its weights."""
+    if model_cfg.readout in ("", model_cfg.pooling):
+        return backbone
+    reader = build_encoder(replace(model_cfg, pooling=model_cfg.readout))
+    reader.load_state_dict(backbone.state_dict())  # pooling holds no weights
+    return reader.to(next(backbone.parameters()).device)
 
 
 class WaveEncoder(Encoder):

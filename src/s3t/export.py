@@ -54,7 +54,7 @@ def model_card(record: dict, parameters: int, checkpoint: Path) -> str:
     lines = ["---", f"license: {record['licence']}", "library_name: s3t", "tags: [audio, music, self-supervised]",
              "---", "", f"# S3T encoder: {model['name']} ({record['method']})", "",
              f"- Architecture: `{model['name']}`, {parameters / 1e6:.2f} M parameters, pre-processor "
-             f"`{model['preprocessor']}` at {model['input_size']} × {model['input_size']}, pooling `{model['pooling']}`",
+             f"`{model['preprocessor']}` at {model['input_size']} × {model['input_size']}, pooling `{model.get('readout') or model['pooling']}`",
              f"- Training: method `{record['method']}`, {progress['step']} steps, {progress['epoch']} epochs; cache "
              f"time compression {record['cache_meta'].get('time_compression', 1)}, clips of "
              f"{record['cache_meta'].get('clip_seconds', 0) or 'whole tracks'} s",
