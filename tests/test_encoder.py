@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from s3t.config import load_config
@@ -58,3 +59,19 @@ def test_readout_reads_the_weights_the_pretext_trained_on_the_mean_by_frequency_
     torch.testing.assert_close(read.backbone(x), fmap.mean(3).flatten(1))
     assert read.fingerprint() != mean.fingerprint()  # feature files never mix the two readouts
     assert not any(p.requires_grad for p in read.parameters())
+
+
+def test_trained_weights_can_be_read_out_another_way_but_not_rebuilt():
+    from s3t.config import ConfigError
+    from s3t.encoder import encoder_of
+
+    cfg = load_config([TINY], ["model.name=resnet_small"])
+    weights = random_encoder(cfg.model, seed=0).backbone.state_dict()  # as a checkpoint holds them
+    as_trained = encoder_of(cfg.to_dict(), weights, {}, "ckpt")
+    read = encoder_of(cfg.to_dict(), weights, {}, "ckpt", readout=["model.readout=rows", "model.embedding=windows"])
+    assert (as_trained.num_features, as_trained.uses_windows()) == (256, False)
+    assert (read.num_features, read.uses_windows()) == (256 * 4, True)  # 128 / 32 = 4 frequency rows
+    x = torch.randn(1, 1, 128, 128)
+    torch.testing.assert_close(read.backbone(x).unflatten(1, (256, 4)).mean(2), as_trained.backbone(x))
+    with pytest.raises(ConfigError, match="--set model.name=resnet18: .* only model.readout and model.embedding"):
+        encoder_of(cfg.to_dict(), weights, {}, "ckpt", readout=["model.name=resnet18"])

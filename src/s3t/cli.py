@@ -148,8 +148,8 @@ def _encoder(args: argparse.Namespace):
     from s3t.config import load_config
     from s3t.encoder import CqtStatsEncoder, load_encoder, random_encoder
 
-    if args.checkpoint:
-        return load_encoder(args.checkpoint, args.device)
+    if args.checkpoint:  # its model comes with it: --set model.* may only change how it is read out
+        return load_encoder(args.checkpoint, args.device, [o for o in args.overrides if o.startswith("model.")])
     if args.encoder == "cqt-stats":
         return CqtStatsEncoder(args.time_compression)
     cfg = load_config(args.config, args.overrides)

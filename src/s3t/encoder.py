@@ -20,7 +20,7 @@ from s3t import audio
 from s3t.augment import resize_time
 from s3t.cache import Cache
 from s3t.checkpoint import load_checkpoint
-from s3t.config import ModelConfig, load_config
+from s3t.config import ConfigError, ModelConfig, load_config
 from s3t.files import atomic_write, create_memmap, write_json
 from s3t.models import SAMPLES, build_encoder
 from s3t.preprocess import model_input
@@ -143,20 +143,29 @@ class CqtStatsEncoder(Encoder):
         return hashlib.sha1(f"cqt-stats/{self.time_compression}".encode()).hexdigest()[:12]
 
 
-def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
+READOUT_KEYS = ("model.readout", "model.embedding")  # what may change on trained weights: neither holds any
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu", readout: Sequence[str] = ()) -> Encoder:
     """The encoder of a training checkpoint (any method's: `s3t pretrain`, `s3t clmr`, `s3t supervised`),
-    or of a folder `s3t export` wrote, frozen, with its input pipeline."""
+    or of a folder `s3t export` wrote, frozen, with its input pipeline; `readout` overrides
+    (`model.readout=rows`, `model.embedding=windows`) read the same weights another way."""
     if Path(path).is_dir():
         from s3t.export import from_pretrained
 
-        return from_pretrained(path, device)
+        return from_pretrained(path, device, readout)
     ckpt = load_checkpoint(path)
-    return encoder_of(ckpt["config"], ckpt["encoder"], ckpt["cache_meta"], str(path), device)
+    return encoder_of(ckpt["config"], ckpt["encoder"], ckpt["cache_meta"], str(path), device, readout)
 
 
-def encoder_of(config: dict, weights: dict, cache_meta: dict, name: str, device: str | torch.device = "cpu") -> Encoder:
+def encoder_of(config: dict, weights: dict, cache_meta: dict, name: str, device: str | torch.device = "cpu",
+               readout: Sequence[str] = ()) -> Encoder:
     """The frozen encoder that `config` builds, holding `weights`, for inputs prepared as `cache_meta` says."""
-    cfg = load_config(base=config)
+    fixed = [o for o in readout if o.split("=", 1)[0].strip() not in READOUT_KEYS]
+    if fixed:
+        raise ConfigError(f"--set {' '.join(fixed)}: a trained encoder's model comes with its weights; only "
+                          f"{' and '.join(READOUT_KEYS)} can be set")
+    cfg = load_config(overrides=readout, base=config)
     backbone = build_encoder(cfg.model)
     backbone.load_state_dict(weights)
     if backbone.input_kind == "wave":

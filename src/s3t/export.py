@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from pathlib import Path
 
 from safetensors import safe_open
@@ -73,9 +74,9 @@ def _headline(metrics: dict) -> str:
                      if isinstance(value, dict) and "mean" in value)
 
 
-def from_pretrained(path_or_repo: str | Path, device: str = "cpu"):
+def from_pretrained(path_or_repo: str | Path, device: str = "cpu", readout: typing.Sequence[str] = ()):
     """The frozen encoder of an exported folder (or a Hugging Face Hub repo id holding one), checked
-    against tampering; no pickle is read."""
+    against tampering; no pickle is read. `readout`: as `s3t.encoder.load_encoder` takes it."""
     from s3t.encoder import encoder_of
 
     folder = Path(path_or_repo)
@@ -92,7 +93,7 @@ def from_pretrained(path_or_repo: str | Path, device: str = "cpu"):
             raise CheckpointError(f"{folder / CONFIG}: its config or cache_meta differ from what was exported with "
                                   "the weights")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    return encoder_of(record["config"], tensors, record["cache_meta"], str(path_or_repo), device)
+    return encoder_of(record["config"], tensors, record["cache_meta"], str(path_or_repo), device, readout)
 
 
 def saved_config(path: str | Path) -> dict:
