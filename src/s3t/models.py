@@ -138,12 +138,9 @@ class ResNetEncoder(torch.nn.Module):
     def _stage_means(self, x: torch.Tensor) -> torch.Tensor:
         """Each residual stage's map averaged over frequency and time, concatenated: (B, Σ stage widths);
         the last part is the mean-pooled feature."""
-        net, means = self.net, []
-        x = net.maxpool(net.act1(net.bn1(net.conv1(x))))
-        for stage in (net.layer1, net.layer2, net.layer3, net.layer4):
-            x = stage(x)
-            means.append(x.mean((2, 3)))
-        return torch.cat(means, 1)
+        stages = range(1, len(self.net.feature_info))  # timm's feature_info[0] is the stem
+        maps = self.net.forward_intermediates(x, indices=list(stages), intermediates_only=True)
+        return torch.cat([m.mean((2, 3)) for m in maps], 1)
 
 
 @dataclass(frozen=True)
@@ -211,6 +208,10 @@ class SampleCNN(torch.nn.Module):
         return self.net(x).flatten(1)  # the time axis is down to 1
 
 
+# the paper's ResNet-50 row (23.5 M parameters, 2048-d); resnet18 (11.2 M, 512-d) and resnet_small
+# (1.2 M, 256-d) for CPU runs
+RESNETS = ("resnet50", "resnet18", "resnet_small")
+
 SAMPLECNN_PRESETS = {
     "samplecnn": (128, 128, 128, 256, 256, 256, 256, 256, 256, 512),  # CLMR's, 2.4 M parameters
     "samplecnn_small": (32, 32, 32, 64, 64, 64, 64, 64, 64, 128),  # 0.16 M, for CPU runs and tests
@@ -218,10 +219,8 @@ SAMPLECNN_PRESETS = {
 
 ENCODERS: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
     **{name: _swin_builder(name) for name in SWIN_PRESETS},
-    # the paper's ResNet-50 row (23.5 M parameters, 2048-d); resnet18 (11.2 M, 512-d) and
-    # resnet_small (1.2 M, 256-d) for CPU runs
     **{name: (lambda cfg, name=name: ResNetEncoder(name, cfg.drop_path, cfg.input_size, cfg.pooling))
-       for name in ("resnet50", "resnet18", "resnet_small")},
+       for name in RESNETS},
     **{name: (lambda cfg, name=name: CRNNEncoder(CRNN_PRESETS[name])) for name in CRNN_PRESETS},
     **{name: (lambda cfg, name=name: SampleCNN(SAMPLECNN_PRESETS[name])) for name in SAMPLECNN_PRESETS},
 }
@@ -236,7 +235,7 @@ def build_encoder(cfg: ModelConfig) -> torch.nn.Module:
     pre-processor must fill them (checked here, with the numbers)."""
     if cfg.name not in ENCODERS:
         raise ValueError(f"unknown encoder {cfg.name!r}; available: {sorted(ENCODERS)}")
-    if cfg.pooling != "mean" and cfg.name not in SWIN_PRESETS and not cfg.name.startswith("resnet"):
+    if cfg.pooling != "mean" and cfg.name not in (*SWIN_PRESETS, *RESNETS):
         raise ValueError(f"model.pooling={cfg.pooling} is for Swin and ResNet encoders; {cfg.name} pools its own "
                          "way (mean)")
     encoder = ENCODERS[cfg.name](cfg)
