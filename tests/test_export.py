@@ -88,3 +88,15 @@ def test_export_and_embed_from_the_cli(run, tmp_path):
                             str(tmp_path / "f.npz"), "--no-progress"], capture_output=True, text=True, timeout=300)
     assert embed.returncode == 0, embed.stderr
     assert np.load(tmp_path / "f.npz")["features"].shape == (8, 192)
+
+
+def test_a_checkpoint_is_read_out_another_way_from_the_cli_but_keeps_its_model(run, tmp_path):
+    s3t = [sys.executable, "-m", "s3t", "embed", str(run[1]), "--checkpoint", str(run[0]), "--no-progress"]
+    rows = subprocess.run([*s3t, "--out", str(tmp_path / "rows.npz"), "--set", "model.readout=rows"],
+                          capture_output=True, text=True, timeout=300)
+    assert rows.returncode == 0, rows.stderr
+    assert np.load(tmp_path / "rows.npz")["features"].shape == (8, 192 * 4)  # 128 / 4 / 2^3 = 4 frequency rows
+    rebuilt = subprocess.run([*s3t, "--out", str(tmp_path / "no.npz"), "--set", "model.name=swin_mini"],
+                             capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode != 0 and not (tmp_path / "no.npz").exists()
+    assert "only model.readout and model.embedding can be set" in rebuilt.stderr
