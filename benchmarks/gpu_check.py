@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch._dynamo.utils import counters
 from torch.utils.flop_counter import FlopCounterMode
 
 from s3t.cache import CacheWriter, Track, open_cache
@@ -37,9 +38,9 @@ from s3t.train import TwoCropDataset
 ROOT = Path(__file__).resolve().parent.parent
 PEAK_BF16 = 790e12  # an H100/H200's dense bf16 matrix rate, as measured on these machines
 
-FULL = {"config": "paper", "batches": (128, 256), "workers": (8, 12), "items": 1024, "item_frames": 2600,
+FULL = {"config": "paper", "batches": (128, 256), "compile_batches": (256,), "workers": (8, 12), "items": 1024, "item_frames": 2600,
         "steps": 20, "e2e_steps": 60, "clips": 16, "clip_s": 30.0, "loader_s": 10.0}
-TOY = {"config": "tiny", "batches": (4,), "workers": (0, 2), "items": 32, "item_frames": 300,
+TOY = {"config": "tiny", "batches": (4,), "compile_batches": (4,), "workers": (0, 2), "items": 32, "item_frames": 300,
        "steps": 1, "e2e_steps": 4, "clips": 2, "clip_s": 5.0, "loader_s": 0.0}
 
 
@@ -126,7 +127,10 @@ def loader_check(size: dict, device: torch.device, work: Path) -> dict:
 
 def step_check(size: dict, device: torch.device, work: Path, compile: bool = False) -> dict:
     results = {}
-    for batch in size["batches"]:
+    for batch in size["compile_batches" if compile else "batches"]:
+        if compile:  # each size compiled afresh, with its own count of graphs and breaks
+            torch._dynamo.reset()
+            counters.clear()
         overrides = [f"train.batch_size={batch}", f"train.compile={str(compile).lower()}"]
         if device.type == "cpu":
             overrides.append("train.compile_backend=eager")  # the rehearsal tests the path, not inductor's C++
@@ -146,7 +150,7 @@ def step_check(size: dict, device: torch.device, work: Path, compile: bool = Fal
         step()  # compiles, with train.compile
         synchronize(device)
         first = time.perf_counter() - start
-        with FlopCounterMode(display=False) as flops:
+        with FlopCounterMode(display=False) as flops, torch.compiler.set_stance("force_eager"):
             step()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -156,6 +160,10 @@ def step_check(size: dict, device: torch.device, work: Path, compile: bool = Fal
             "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
             "tflop_per_step": flops.get_total_flops() / 1e12,
             "mfu_vs_790_tflops": flops.get_total_flops() / seconds / PEAK_BF16}
+        if compile:
+            results[f"batch_{batch}"].update(graphs=counters["stats"]["unique_graphs"],
+                                             graph_breaks=sum(counters["graph_break"].values()),
+                                             frames=dict(counters["frames"]))
     return results
 
 
@@ -201,6 +209,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cpu", action="store_true", help="toy sizes on the CPU (the test of this script)")
     p.add_argument("--out", default="gpu_check.json")
+    p.add_argument("--sections", nargs="+", choices=[n for n, _ in SECTIONS], help="only these (a rerun of "
+                   "what broke; embed needs end_to_end's checkpoint)")
     args = p.parse_args()
     if not args.cpu and not torch.cuda.is_available():
         p.error("no CUDA device visible: run with --cpu for the CPU rehearsal")
@@ -209,7 +219,8 @@ def main() -> int:
     report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "sizes": size}
     # the rehearsal leaves compiling out: tests/test_engine.py compiles a training run already
-    sections = [(n, f) for n, f in SECTIONS if not (args.cpu and n == "step_compiled")]
+    sections = [(n, f) for n, f in SECTIONS if not (args.cpu and n == "step_compiled")
+                and (not args.sections or n in args.sections)]
     with tempfile.TemporaryDirectory() as work:
         for name, section in sections:
             start = time.perf_counter()

@@ -6,6 +6,7 @@ either mono float32 waveforms at `SAMPLE_RATE` or log-magnitude CQTs of shape (â
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import stat
@@ -176,12 +177,32 @@ class CQT(torch.nn.Module):
         x = torch.nn.functional.pad(waves[:, None, :], (self.width // 2, self.width // 2))
         n_frames = (x.shape[-1] - self.width) // HOP_LENGTH + 1
         parts = []
-        for g, (a, b) in enumerate(self.spans):
-            segment = x[..., a : a + (n_frames - 1) * HOP_LENGTH + (b - a)]
-            out = torch.nn.functional.conv1d(segment, getattr(self, f"kernel{g}"), stride=HOP_LENGTH)
-            re, im = out.chunk(2, dim=1)  # (B, bins, T) each
-            parts.append(torch.sqrt(re * re + im * im))
+        with _full_float32(waves.device):
+            for g, (a, b) in enumerate(self.spans):
+                segment = x[..., a : a + (n_frames - 1) * HOP_LENGTH + (b - a)]
+                out = torch.nn.functional.conv1d(segment, getattr(self, f"kernel{g}"), stride=HOP_LENGTH)
+                re, im = out.chunk(2, dim=1)  # (B, bins, T) each
+                parts.append(torch.sqrt(re * re + im * im))
         return torch.cat(parts, dim=1) * self.scale  # (B, 84, T)
+
+
+_TF32_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _full_float32(device: torch.device):
+    """cuDNN convolutions in full float32 on a GPU: its default TF32 keeps 10 mantissa bits, which moved
+    the quiet bins of a real track's log-CQT by up to 9 dB against the CPU (benchmarks/RESULTS.md, GPU check)."""
+    if device.type != "cuda":
+        yield
+        return
+    with _TF32_LOCK:
+        before = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32 = before
 
 
 _CPU_CHUNK = 8
