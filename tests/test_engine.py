@@ -20,8 +20,8 @@ from audio_fixtures import write_labeled_music
 from s3t.checkpoint import load_checkpoint
 from s3t.config import Config, load_config, presets
 from s3t.demo import CONFIGS as DEMO_CONFIGS
-from s3t.engine import EpochSampler, TrainingError, cosine_lr
-from s3t.methods import METHODS, Method, register_method
+from s3t.engine import EpochSampler, TrainingError, cosine_lr, speed_up
+from s3t.methods import METHODS, Method, build_method, register_method
 from s3t.models import build_encoder
 from s3t.moco import momentum_update
 from s3t.preprocess import model_input
@@ -121,6 +121,22 @@ def test_compiled_training_keeps_checkpoint_keys_and_weights(cache, tmp_path):
         assert compiled[part].keys() == plain[part].keys()
         for key, value in plain[part].items():
             assert torch.equal(compiled[part][key], value), key
+
+
+@pytest.mark.parametrize("device, setting, compiled", [("cpu", "auto", False), ("cuda", "auto", True),
+                                                         ("cpu", "true", True), ("cuda", "false", False)])
+def test_compile_is_on_by_default_on_a_gpu_only(device, setting, compiled):
+    # nn.Module.compile only wraps: nothing runs, so "cuda" can be named here without a GPU
+    cfg = load_config([TINY], [f"train.compile={setting}"])
+    method = build_method(cfg)
+    speed_up(method, cfg, torch.device(device))
+    assert all((child._compiled_call_impl is not None) == compiled for child in method.children())
+
+
+def test_compile_setting_is_checked():
+    assert load_config([TINY]).train.compile == "auto"
+    with pytest.raises(ValueError, match="train.compile must be auto, true or false, got 'fast'"):
+        load_config([TINY], ["train.compile=fast"])
 
 
 def _command(kind: str, cache: Path, labeled: Path, out: Path) -> list[str]:

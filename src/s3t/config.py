@@ -165,12 +165,16 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many steps in total (tests, benchmarks); 0 = no limit
     monitor_every: int = 1  # epochs between readings of the --monitor set (k-NN and linear probe)
     tensorboard: bool = False  # also log to OUT/tensorboard (needs the `tensorboard` extra)
-    compile: bool = False  # torch.compile the method's modules in place (checkpoint keys unchanged)
+    # torch.compile the method's modules in place (checkpoint keys unchanged): auto = on a GPU (1.9× the
+    # paper step's samples/s on an H100, after ~90 s of compiling), off on the CPU; true | false
+    compile: bool | str = "auto"
     compile_backend: str = "inductor"  # torch.compile's backend ("eager": tracing only, for tests)
 
     def __post_init__(self) -> None:
         check_device_name(self.device, "train.device")
         _check_choice("train.nan_policy", self.nan_policy, ("stop", "skip"))
+        if not (isinstance(self.compile, bool) or self.compile == "auto"):
+            raise ValueError(f"train.compile must be auto, true or false, got {self.compile!r}")
 
 
 @dataclass

@@ -170,11 +170,11 @@ def build_optimizer(method: Method, cfg: Config) -> torch.optim.Optimizer:
 
 
 def speed_up(method: Method, cfg: Config, device: torch.device) -> None:
-    """Fused attention on GPU; with train.compile, each of the method's modules compiled in place
+    """Fused attention on GPU; with train.compile (by default on GPU), each of the method's modules compiled in place
     (`nn.Module.compile`: the state dict, hence every checkpoint, keeps its keys)."""
     if device.type == "cuda":
         fuse_attention(method)
-    if cfg.train.compile:
+    if cfg.train.compile is True or (cfg.train.compile == "auto" and device.type == "cuda"):
         for child in method.children():
             child.compile(backend=cfg.train.compile_backend)
 
