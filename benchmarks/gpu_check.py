@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from s3t.cache import CacheWriter, Track, open_cache
 from s3t.config import load_config
-from s3t.engine import EpochSampler, build_optimizer, speed_up, train_step
+from s3t.engine import build_optimizer, speed_up, training_loader, train_step
 from s3t.methods import build_method
 from s3t.prepare import cache_meta
 from s3t.train import TwoCropDataset
@@ -105,22 +105,21 @@ def cqt_check(size: dict, device: torch.device, work: Path) -> dict:
 
 
 def loader_check(size: dict, device: torch.device, work: Path) -> dict:
-    cfg = load_config([size["config"]])
+    """Items/s of the loader `fit` trains from, at the compiled step's batch, in the steady state of a
+    long epoch: the keys of many epochs in one pass, so that the few batches of the small synthetic
+    cache do not measure the refill of the workers' queue at every epoch's start."""
     cache = open_cache(synthetic_cache(work, size))
-    dataset = TwoCropDataset(cache, list(range(len(cache))), cfg.model.frames, cfg.augment, seed=0)
-    rates = {}
+    batch = size["compile_batches"][0]
+    rates = {"batch": batch}
     for workers in size["workers"]:
-        batch = size["batches"][0]
-        sampler = EpochSampler(len(cache), batch, rank=0, world=1, seed=0)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
-                                             drop_last=True, pin_memory=device.type == "cuda",
-                                             persistent_workers=workers > 0)
-        next(iter(loader))  # workers started
+        cfg = load_config([size["config"]], [f"train.batch_size={batch}", f"train.workers={workers}"])
+        dataset = TwoCropDataset(cache, list(range(len(cache))), cfg.model.frames, cfg.augment, seed=0)
+        keys = [(epoch, i) for epoch in range(1000) for i in range(len(cache))]
+        batches = iter(training_loader(dataset, keys, cfg, device))
+        next(batches)  # workers started
         start, n = time.perf_counter(), 0
-        while n == 0 or time.perf_counter() - start < size["loader_s"]:  # whole passes, as training reads
-            sampler.epoch += 1
-            for views, _ in loader:
-                n += len(views)
+        while n == 0 or time.perf_counter() - start < size["loader_s"]:
+            n += len(next(batches)[0])
         rates[f"items_per_s_{workers}_workers"] = n / (time.perf_counter() - start)
     return rates
 

@@ -179,6 +179,16 @@ def speed_up(method: Method, cfg: Config, device: torch.device) -> None:
             child.compile(backend=cfg.train.compile_backend)
 
 
+def training_loader(dataset: torch.utils.data.Dataset, sampler, cfg: Config, device: torch.device,
+                    input_kind: str = "spectrogram") -> torch.utils.data.DataLoader:
+    """The DataLoader `fit` trains from: pinned float16 spectrogram batches for a GPU (waves keep float32)."""
+    on_gpu = device.type == "cuda"
+    return torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
+                                       num_workers=cfg.train.workers, drop_last=True, pin_memory=on_gpu,
+                                       collate_fn=half_collate if on_gpu and input_kind == "spectrogram" else None,
+                                       persistent_workers=cfg.train.workers > 0)
+
+
 def to_device(batch, device: torch.device):
     """The batch on `device`, float16 tensors (see `half_collate`) back in float32 there."""
     if isinstance(batch, (tuple, list)):
@@ -193,8 +203,10 @@ def half_collate(items: list):
     def halve(x):
         return x.half() if isinstance(x, torch.Tensor) and x.dtype == torch.float32 else x
 
-    batch = torch.utils.data.default_collate(items)
-    return type(batch)(map(halve, batch)) if isinstance(batch, (tuple, list)) else halve(batch)
+    # each item halved before the stack: a worker writes the batch once, in float16, into the shared
+    # memory it is sent through (halving the stacked batch wrote it in float32, then copied it)
+    return torch.utils.data.default_collate([type(item)(map(halve, item)) if isinstance(item, (tuple, list))
+                                             else halve(item) for item in items])
 
 
 def step_seed(seed: int, step: int, stream: int, rank: int = 0) -> int:
@@ -296,12 +308,7 @@ def fit(method: Method, dataset: torch.utils.data.Dataset, cfg: Config, out: str
     if ctx.main:
         _check_disk(run)
         run.board = open_tensorboard(out / "tensorboard") if cfg.train.tensorboard else None
-    on_gpu = ctx.device.type == "cuda"
-    spectrograms = getattr(method.encoder, "input_kind", "spectrogram") == "spectrogram"  # waves keep float32
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
-                                         num_workers=cfg.train.workers, drop_last=True, pin_memory=on_gpu,
-                                         collate_fn=half_collate if on_gpu and spectrograms else None,
-                                         persistent_workers=cfg.train.workers > 0)
+    loader = training_loader(dataset, sampler, cfg, ctx.device, getattr(method.encoder, "input_kind", "spectrogram"))
     gen = torch.Generator(device=ctx.device)
     run.clock = (time.perf_counter(), run.progress.step)
     while run.progress.epoch < cfg.optim.epochs and not _done(run.progress.step, cfg):
