@@ -2,7 +2,10 @@
 
 import json
 import math
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
@@ -22,3 +25,18 @@ def test_gpu_check_runs_every_section_on_cpu(tmp_path):
     run, resume = report["end_to_end"]["run"], report["end_to_end"]["resume"]
     assert (run["last_step"], resume["last_step"], resume["resumed"]) == (4, 6, True)
     assert report["embed"]["max_abs_diff"] == 0.0
+
+
+def test_gpu_profile_times_each_part_of_the_step_on_cpu(tmp_path):
+    out = tmp_path / "profile.txt"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_profile.py"), "--cpu", "--config", "tiny",
+                             "--batch", "4", "--out", str(out)], capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'benchmarks'}"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text()
+    parts = dict(re.match(r"(.+?)\s+([\d.]+) ms", line).groups() for line in text.splitlines()[1:7])
+    assert set(parts) == {"whole step", "augment + pre-process", "query encoder fwd+bwd", "key encoder fwd",
+                          "optimizer step", "momentum update"}
+    assert all(float(ms) > 0 for ms in parts.values())
+    assert float(parts["query encoder fwd+bwd"]) < float(parts["whole step"])  # a part of the whole
+    assert "profiled 5 steps" in text and "aten::" in text
