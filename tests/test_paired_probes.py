@@ -2,6 +2,7 @@
 and the per-track hits linear-eval writes for them."""
 
 import csv
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from s3t.evaluate import linear_eval
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 from cv_probes import cv_hits, folds, labelled_features  # noqa: E402
+from nested_cv import nested_hits  # noqa: E402
 from paired_probes import hits_per_test_track, paired, sign_test, top1  # noqa: E402
 
 
@@ -108,3 +110,27 @@ def test_runs_over_copies_of_one_corpus_in_different_places_pair_track_by_track(
     (moved / "test_hits.csv").write_text(text.replace(root, str(tmp_path / "elsewhere" / "corpus")))
     here, there = hits_per_test_track(folder), hits_per_test_track(moved)
     assert here == there and all(t.startswith(("calm/", "busy/")) for t in here)
+
+
+def test_nested_cross_validation_chooses_the_informative_readout_in_every_fold(tmp_path):
+    # 20 tracks a class: an inner fold still has the ten training tracks a class that picking the epoch needs
+    dataset = load_folder(write_calm_busy_folder(tmp_path / "audio", per_class=20))
+    folder = tmp_path / "le"
+    linear_eval(dataset, CqtStatsEncoder(), folder, ProbeConfig(epochs=3, lr=3e-3, warmup_epochs=0), seeds=1,
+                clip_seconds=1.0, workers=0, progress=False)
+    noise = tmp_path / "noise"  # the same clips read out as noise: a candidate no fold should choose
+    shutil.copytree(folder, noise)
+    (features,) = (noise / "features").glob("*.npz")
+    with np.load(features) as f:
+        arrays = dict(f)
+    arrays["features"] = np.random.default_rng(0).standard_normal(arrays["features"].shape).astype(np.float32)
+    np.savez(features, **arrays)
+    hits, chosen = nested_hits([str(noise), str(folder)], k=4, inner_k=3, probe_seeds=2)
+    assert chosen == [1, 1, 1, 1]
+    x, y, tracks, _, _ = labelled_features(folder)
+    assert set(hits) == {str(Path(t).relative_to(folder.parent / "audio")) for t in tracks}  # each tested once
+    assert all(h[1] == 2 * 2 for h in hits.values())  # 2 clips x 2 probe seeds
+    assert top1(hits, "clip") > 0.75  # the calm / busy statistics, not the noise
+    with pytest.raises(SystemExit, match="not the same labelled clips"):
+        np.savez(features, **{**arrays, "track_ids": arrays["track_ids"][::-1], "features": arrays["features"][::-1]})
+        nested_hits([str(noise), str(folder)], k=4, inner_k=3, probe_seeds=2)
