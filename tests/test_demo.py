@@ -8,7 +8,7 @@ import sys
 from s3t import synth
 from s3t.audio import HOP_LENGTH, SAMPLE_RATE
 from s3t.config import load_config
-from s3t.demo import CONFIGS, demo_report
+from s3t.demo import CONFIGS, demo_report, plan_epochs
 from s3t.evaluate import HEADLINE
 
 
@@ -29,6 +29,12 @@ def test_demo_runs_to_its_report(tmp_path):
         test_tracks = sum(row["split"] == "test" for row in csv.DictReader(f))
     counts = json.loads((out / "probe-s3t" / "metrics.json").read_text())["counts"]
     assert counts["test"] == synth.SECTIONS * test_tracks  # every section of a track is one clip
+
+
+def test_the_demo_runs_a_fixed_schedule_unless_given_minutes():
+    cfg = load_config(CONFIGS)
+    assert plan_epochs(cfg, 280, None) == 100  # the report does not move with the machine's load
+    assert plan_epochs(load_config(["tiny"]), 8, 0.001) == 1  # a budget too small for one epoch still runs one
 
 
 def test_the_demo_input_is_one_clip_at_its_own_rate():

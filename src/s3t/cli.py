@@ -357,11 +357,12 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole method on a built-in synthetic corpus, ending in a report",
-                       description="Synthesise a labeled music corpus, prepare it, pre-train the CPU preset for "
-                                   "about M minutes, probe the pre-trained and a random-init encoder and write "
-                                   "a report. Resumable: run it again to continue.")
+                       description="Synthesise a labeled music corpus, prepare it, pre-train the CPU preset "
+                                   "(100 epochs, or about M minutes), probe the pre-trained and a random-init "
+                                   "encoder and write a report. Resumable: run it again to continue.")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
-    p.add_argument("--minutes", type=float, default=8.0, help="pre-training time budget")
+    p.add_argument("--minutes", type=float, help="pre-train for about this many minutes instead of the preset's "
+                   "epochs (planned from a measured step: the result then moves with the machine's load)")
     p.add_argument("--tracks-per-style", type=_positive_int, default=40)
     p.add_argument("--workers", type=_non_negative_int, default=2)
     p.add_argument("--config", action="append", default=[], metavar="FILE",
