@@ -66,10 +66,20 @@ def cv_hits(folder: str | Path, k: int = 5, probe_seeds: int = 3, batch: int = 2
     x, y, tracks, classes, cfg = labelled_features(Path(folder), splits)
     rows = []
     for train, valid, test in folds(y, tracks, k, fold_seed):
-        for seed in range(probe_seeds):
-            probe = train_probe(x[train], y[train], x[valid], y[valid], len(classes), False, cfg, batch, seed)
-            rows += hits_per_track(probe, x[test], y[test], [(None, t) for t in tracks[test]])
+        rows += fold_hits(x, y, tracks, len(classes), cfg, (train, valid, test), probe_seeds, batch)
     return over_seeds(rows)
+
+
+def fold_hits(x: np.ndarray, y: np.ndarray, tracks: np.ndarray, n_classes: int, cfg: ProbeConfig,
+              fold: tuple[np.ndarray, np.ndarray, np.ndarray], probe_seeds: int, batch: int) -> list[dict]:
+    """Per-track hits on one fold's test clips of a probe trained on its train clips (epoch picked on valid),
+    one row per track and probe seed."""
+    train, valid, test = fold
+    rows = []
+    for seed in range(probe_seeds):
+        probe = train_probe(x[train], y[train], x[valid], y[valid], n_classes, False, cfg, batch, seed)
+        rows += hits_per_track(probe, x[test], y[test], [(None, t) for t in tracks[test]])
+    return rows
 
 
 def main(argv=None) -> None:

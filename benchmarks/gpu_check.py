@@ -111,9 +111,10 @@ def loader_check(size: dict, device: torch.device, work: Path) -> dict:
     cache = open_cache(synthetic_cache(work, size))
     batch = size["compile_batches"][0]
     rates = {"batch": batch}
+    cfg = load_config([size["config"]])
+    dataset = TwoCropDataset(cache, list(range(len(cache))), cfg.model.frames, cfg.augment, seed=0)
     for workers in size["workers"]:
         cfg = load_config([size["config"]], [f"train.batch_size={batch}", f"train.workers={workers}"])
-        dataset = TwoCropDataset(cache, list(range(len(cache))), cfg.model.frames, cfg.augment, seed=0)
         keys = [(epoch, i) for epoch in range(1000) for i in range(len(cache))]
         batches = iter(training_loader(dataset, keys, cfg, device))
         next(batches)  # workers started

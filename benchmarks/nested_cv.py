@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from s3t.evaluate import hits_per_track
 from s3t.probe import train_probe
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cv_probes import folds, labelled_features  # noqa: E402
+from cv_probes import fold_hits, folds, labelled_features  # noqa: E402
 from paired_probes import over_seeds, parse_pairs, report  # noqa: E402
 
 
@@ -58,10 +57,7 @@ def nested_hits(group: list[str], k: int = 5, inner_k: int = 4, probe_seeds: int
     for train, valid, test in folds(y, tracks, k, fold_seed):
         c = inner_choice(xs, y, tracks, np.concatenate([train, valid]), len(classes), cfg, inner_k, batch, fold_seed)
         chosen.append(c)
-        x = xs[c]
-        for seed in range(probe_seeds):
-            probe = train_probe(x[train], y[train], x[valid], y[valid], len(classes), False, cfg, batch, seed)
-            rows += hits_per_track(probe, x[test], y[test], [(None, t) for t in tracks[test]])
+        rows += fold_hits(xs[c], y, tracks, len(classes), cfg, (train, valid, test), probe_seeds, batch)
     return over_seeds(rows), chosen
 
 
