@@ -1,10 +1,12 @@
-"""Device names, read in one place: `train.device` and every `--device` accept the same ones."""
+"""Where work runs: device names, read in one place (`train.device` and every `--device` accept the
+same ones), and the size of the torch.distributed group this process is in."""
 
 from __future__ import annotations
 
 import re
 
 import torch
+import torch.distributed as dist
 
 DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
 _NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -31,3 +33,8 @@ def resolve_device(name: str, key: str = "") -> torch.device:
         if (device.index or 0) >= count:
             raise ValueError(f"{where}this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     return device
+
+
+def world_size() -> int:
+    """Processes in this process's torch.distributed group: 1 outside one."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1

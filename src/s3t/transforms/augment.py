@@ -74,11 +74,9 @@ def resized_crop(read, start: int, length: int, n_frames: int) -> torch.Tensor:
     return torch.from_numpy(a * (1 - weight) + b * weight)
 
 
-def multi_crop(spec: torch.Tensor, n_frames: int, cfg: AugmentConfig, n_crops: int = 2,
-               gen: torch.Generator | None = None) -> torch.Tensor:
-    """Random multi-crop of one track (F, T) -> (n_crops, F, n_frames)."""
-    windows = sample_crop_windows(spec.shape[-1], cfg.crop_ratio, n_crops, gen)
-    return torch.stack([resize_time(spec[:, s : s + n], n_frames) for s, n in windows])
+def loop_to(x: torch.Tensor, n: int) -> torch.Tensor:
+    """`x` (…, T) repeated along its last axis until it holds at least n samples (itself if it does)."""
+    return x.repeat(*([1] * (x.ndim - 1)), -(-n // max(1, x.shape[-1])))
 
 
 # --- masking --------------------------------------------------------------------------------

@@ -106,28 +106,6 @@ def _list_manifest(manifest: Path) -> list[Source]:
     return sources
 
 
-def log_cqt_frames(wave: np.ndarray | torch.Tensor, time_compression: int, device: str = "cpu") -> np.ndarray:
-    """Mono 22,050 Hz wave (N,) -> time-major float16 log-CQT (frames, 84), as cached."""
-    return log_cqt_batch([wave], time_compression, device)[0]
-
-
-def log_cqt_batch(waves: list[np.ndarray | torch.Tensor], time_compression: int, device: str = "cpu"
-                  ) -> list[np.ndarray]:
-    """`log_cqt_frames` of several waves in one CQT call (a GPU is busy only with a batch): each is
-    zero-padded to the longest, which is what the CQT's own constant padding sees past its end, and
-    its frames are cut back to its length before pooling."""
-    x = torch.zeros(len(waves), max(len(w) for w in waves), device=device)
-    for i, w in enumerate(waves):
-        x[i, : len(w)] = torch.as_tensor(w, device=device)
-    mag = audio.cqt(x, log=False)  # (B, 84, T)
-    specs = []
-    for i, w in enumerate(waves):
-        own = mag[i : i + 1, :, : audio.n_frames(len(w))]  # the frames of its own samples
-        spec = audio.amplitude_to_db(audio.compress_time(own, time_compression))[0]  # (84, T')
-        specs.append(spec.T.to(torch.float16).cpu().numpy())
-    return specs
-
-
 def _file_size(source: Source) -> int:
     try:
         return os.path.getsize(source.path)

@@ -1,4 +1,4 @@
-"""`s3t export`: a trained encoder as a Hub-style folder with no pickle in it, and `from_pretrained`.
+"""`s3t export`: a trained encoder as a Hub-style folder with no pickle in it, and reading one back.
 
 The folder holds `config.json` (the run's resolved config, method, progress, cache meta and the
 SHA-256 of the weights file), `model.safetensors` (the encoder's weights only; its metadata holds
@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import typing
 from pathlib import Path
 
+import torch
+from huggingface_hub import snapshot_download
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from s3t import __version__
-from s3t.checkpoint import CheckpointError, load_checkpoint
-from s3t.files import atomic_write, write_text
+from s3t.io.checkpoint import CheckpointError, load_checkpoint
+from s3t.io.files import atomic_write, write_text
+from s3t.version import __version__
 
 CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"
 
@@ -74,16 +75,12 @@ def _headline(metrics: dict) -> str:
                      if isinstance(value, dict) and "mean" in value)
 
 
-def from_pretrained(path_or_repo: str | Path, device: str = "cpu", readout: typing.Sequence[str] = ()):
-    """The frozen encoder of an exported folder (or a Hugging Face Hub repo id holding one), checked
-    against tampering; no pickle is read. `readout`: as `s3t.encoder.load_encoder` takes it."""
-    from s3t.encoder import encoder_of
-
+def read_export(path_or_repo: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The record (config.json) and weights of an exported folder, or of a Hugging Face Hub repo id
+    holding one, checked against tampering; no pickle is read."""
     folder = Path(path_or_repo)
     if not folder.is_dir():
-        from huggingface_hub import snapshot_download  # a repo id: fetched into the local Hub cache
-
-        folder = Path(snapshot_download(str(path_or_repo), allow_patterns=[CONFIG, WEIGHTS]))
+        folder = Path(snapshot_download(str(path_or_repo), allow_patterns=[CONFIG, WEIGHTS]))  # the local Hub cache
     record, weights = _read_record(folder), folder / WEIGHTS
     if _sha256(weights) != record.get("weights_sha256"):
         raise CheckpointError(f"{weights}: does not match the SHA-256 in {folder / CONFIG}: the weights were changed "
@@ -92,8 +89,7 @@ def from_pretrained(path_or_repo: str | Path, device: str = "cpu", readout: typi
         if (f.metadata() or {}).get("pipeline_sha256") != _pipeline_sha(record):
             raise CheckpointError(f"{folder / CONFIG}: its config or cache_meta differ from what was exported with "
                                   "the weights")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    return encoder_of(record["config"], tensors, record["cache_meta"], str(path_or_repo), device, readout)
+        return record, {k: f.get_tensor(k) for k in f.keys()}
 
 
 def saved_config(path: str | Path) -> dict:

@@ -1,4 +1,4 @@
-"""Training methods: what the engine (`s3t.engine`) trains, and the registry that names them.
+"""The method contract: what the engine (`s3t.training.engine`) trains.
 
 A method is an `nn.Module` that holds its encoder(s) under the contract of `s3t.models`, with
 
@@ -7,22 +7,23 @@ A method is an `nn.Module` that holds its encoder(s) under the contract of `s3t.
   of its dataset, with `gen` the step's augmentation generator; `stats` maps each of
   `stat_names` to a float (logged beside the loss);
 - `after_step()`: called after each optimiser step (MoCo's momentum update of its key encoder);
-- `check_batch(global_batch, items)`: refuse a batch size the method cannot train with.
+- `check_batch(global_batch, items)`: refuse a batch size the method cannot train with;
+- `views(cache, items, cfg)`: the dataset of the views it trains on (two log-CQT crops of each
+  item unless it says otherwise).
 
-Self-supervised methods register a builder `Config -> Method` under the name `train.method`
-selects (`register_method`); supervised training builds its method from the labels it is given.
+Self-supervised methods are named in `s3t.methods.registry`; supervised training builds its
+method from the labels it is given.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Callable
-
 import torch
 
-from s3t import augment
 from s3t.config import Config
-from s3t.preprocess import model_input
+from s3t.data.cache import Cache, Corpus
+from s3t.data.views import TwoCropDataset
+from s3t.transforms import augment
+from s3t.transforms.preprocess import model_input
 
 
 class Method(torch.nn.Module):
@@ -39,31 +40,12 @@ class Method(torch.nn.Module):
     def check_batch(self, global_batch: int, items: int) -> None:
         """Raise ValueError if this method cannot train on `items` items in global batches of `global_batch`."""
 
+    def views(self, cache: Cache | Corpus, items: list[int], cfg: Config) -> torch.utils.data.Dataset:
+        """The views it trains on, of the cache's `items`: two log-CQT crops of each, and its track."""
+        return TwoCropDataset(cache, items, cfg.model.frames, cfg.augment, cfg.train.seed)
+
 
 def spectrogram_views(views: torch.Tensor, cfg: Config, gen: torch.Generator) -> torch.Tensor:
     """Two log-CQT crops per item (B, 2, 84, T), augmented and pre-processed: (B, 2, 1, S, S) model inputs."""
     x = model_input(augment.augment_views(views, cfg.augment, gen).flatten(0, 1), cfg.model)
     return x.unflatten(0, (views.shape[0], 2))
-
-
-METHODS: dict[str, Callable[[Config], Method]] = {}
-
-# modules whose methods register themselves on import: imported before a name is looked up
-_BUILT_IN = ("s3t.moco", "s3t.clmr")
-
-
-def register_method(name: str) -> Callable:
-    """Decorator: `@register_method("byol")` on a `Config -> Method` builder makes `train.method=byol` train it."""
-    def add(builder: Callable[[Config], Method]) -> Callable[[Config], Method]:
-        METHODS[name] = builder
-        return builder
-    return add
-
-
-def build_method(cfg: Config) -> Method:
-    """The method `cfg.train.method` names, built from `cfg`."""
-    for module in _BUILT_IN:
-        importlib.import_module(module)
-    if cfg.train.method not in METHODS:
-        raise ValueError(f"train.method: unknown method {cfg.train.method!r}; available: {sorted(METHODS)}")
-    return METHODS[cfg.train.method](cfg)

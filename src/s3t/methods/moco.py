@@ -10,23 +10,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from s3t.config import Config
-from s3t.methods import Method, register_method, spectrogram_views
-from s3t.models import build_encoder, has_batch_norm
+from s3t.devices import world_size
+from s3t.methods.base import Method, spectrogram_views
+from s3t.models.backbones import build_encoder, has_batch_norm
+from s3t.models.heads import projection_head
 
 log = logging.getLogger(__name__)
-
-
-def projection_head(in_dim: int, hidden_dim: int, out_dim: int, layers: int) -> torch.nn.Sequential:
-    """MLP of `layers` linear layers with ReLU between: in_dim -> hidden_dim … -> out_dim."""
-    if layers < 1:
-        raise ValueError(f"moco.mlp_layers must be >= 1, got {layers}")
-    dims = [in_dim] + [hidden_dim] * (layers - 1) + [out_dim]
-    modules: list[torch.nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims, dims[1:])):
-        modules.append(torch.nn.Linear(a, b))
-        if i < layers - 1:
-            modules.append(torch.nn.ReLU(inplace=True))
-    return torch.nn.Sequential(*modules)
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
@@ -62,16 +51,12 @@ def momentum_update(target: torch.nn.Module, source: torch.nn.Module, m: float) 
     torch._foreach_add_(targets, [p.detach() for p in source.parameters()], alpha=1.0 - m)
 
 
-def _world() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
 @torch.no_grad()
 def gather_from_all_ranks(x: torch.Tensor) -> torch.Tensor:
     """Concatenate x (N, …) from every rank in rank order; the identity in one process."""
-    if _world() == 1:
+    if world_size() == 1:
         return x
-    parts = [torch.empty_like(x) for _ in range(_world())]
+    parts = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)
 
@@ -92,30 +77,29 @@ class MoCo(Method):
     """Query encoder (`encoder`) + head trained by gradient; key encoder + head by EMA after each
     optimiser step; a queue of keys. The queue (C, K) and its pointer are buffers, so they are
     saved in checkpoints. Its batches are two-view crops of log-CQTs and their tracks' ids
-    (`s3t.train.TwoCropDataset`), augmented and pre-processed on the training device."""
+    (`s3t.data.views.TwoCropDataset`), augmented and pre-processed on the training device."""
 
     name = "moco"
     # acc1: MoCo's pretext accuracy; uniformity: of the backbone's features of the queries (see
-    # `uniformity`): about −1.5 in runs whose backbone collapsed onto few directions, −3.7 with
-    # moco.uniformity=1 (benchmarks/RESULTS.md, fourth study round)
+    # `uniformity`), which falls towards 0 when the backbone collapses onto few directions
     stat_names = ("acc1", "uniformity")
 
     def __init__(self, encoder: torch.nn.Module, config: Config):
         super().__init__()
-        self.config, self.cfg = config, config.moco  # the run's config; its moco section
-        cfg = self.cfg
+        self.config = config
+        moco = config.moco
         self.encoder = encoder
-        self.head_q = projection_head(encoder.num_features, cfg.hidden_dim, cfg.dim, cfg.mlp_layers)
+        self.head_q = projection_head(encoder.num_features, moco.hidden_dim, moco.dim, moco.mlp_layers)
         self.encoder_k = copy.deepcopy(encoder)
         self.head_k = copy.deepcopy(self.head_q)
         for p in list(self.encoder_k.parameters()) + list(self.head_k.parameters()):
             p.requires_grad = False
-        self.register_buffer("queue", F.normalize(torch.randn(cfg.dim, cfg.queue_size), dim=0))  # (C, K)
+        self.register_buffer("queue", F.normalize(torch.randn(moco.dim, moco.queue_size), dim=0))  # (C, K)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         # the track each queued key came from (-1: none); see forward
-        self.register_buffer("queue_groups", torch.full((cfg.queue_size,), -1, dtype=torch.long))
-        if cfg.bn_groups < 1:
-            raise ValueError(f"moco.bn_groups must be >= 1, got {cfg.bn_groups}")
+        self.register_buffer("queue_groups", torch.full((moco.queue_size,), -1, dtype=torch.long))
+        if moco.bn_groups < 1:
+            raise ValueError(f"moco.bn_groups must be >= 1, got {moco.bn_groups}")
         self.shuffle_bn = has_batch_norm(encoder)
 
     def key_modules(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
@@ -124,7 +108,7 @@ class MoCo(Method):
     @torch.no_grad()
     def momentum_step(self, m: float | None = None) -> None:
         for target, source in self.key_modules():
-            momentum_update(target, source, self.cfg.momentum if m is None else m)
+            momentum_update(target, source, self.config.moco.momentum if m is None else m)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor, groups: torch.Tensor | None = None) -> None:
@@ -139,15 +123,11 @@ class MoCo(Method):
         self.queue_groups[ptr : ptr + n] = -1 if groups is None else groups
         self.queue_ptr.fill_((ptr + n) % K)
 
-    def encode_queries(self, x_q: torch.Tensor) -> torch.Tensor:
-        """(N, …) -> (N, C)."""
-        return self.project_queries(self.query_features(x_q))
-
     def query_features(self, x_q: torch.Tensor) -> torch.Tensor:
         """(N, …) -> the backbone's features (N, D). With BatchNorm in one process, each of `bn_groups`
         consecutive sub-batches is normalised by its own statistics, as each GPU's share is under DDP."""
-        if self.shuffle_bn and _world() == 1:
-            return torch.cat([self.encoder(part) for part in x_q.chunk(self.cfg.bn_groups)])
+        if self.shuffle_bn and world_size() == 1:
+            return torch.cat([self.encoder(part) for part in x_q.chunk(self.config.moco.bn_groups)])
         return self.encoder(x_q)
 
     def project_queries(self, h: torch.Tensor) -> torch.Tensor:
@@ -161,11 +141,11 @@ class MoCo(Method):
         as a whole: the statistics cannot leak which key is the positive."""
         if not self.shuffle_bn:
             return self._project_k(x_k)
-        if _world() > 1:
+        if world_size() > 1:
             return _shuffled_across_ranks(self._project_k, x_k)
         perm = torch.randperm(len(x_k), device=x_k.device)  # seeded per step by the training loop
-        keys = torch.empty(len(x_k), self.cfg.dim, device=x_k.device, dtype=self.queue.dtype)
-        for part in perm.chunk(self.cfg.bn_groups):
+        keys = torch.empty(len(x_k), self.config.moco.dim, device=x_k.device, dtype=self.queue.dtype)
+        for part in perm.chunk(self.config.moco.bn_groups):
             keys[part] = self._project_k(x_k[part]).to(keys.dtype)
         return keys
 
@@ -183,7 +163,7 @@ class MoCo(Method):
         h = self.query_features(x[:, 0])  # (B, D)
         logits, labels = self.contrast_queries(self.project_queries(h), x[:, 1], groups)  # (B, 1 + K), (B,)
         loss = F.cross_entropy(logits.float(), labels)
-        w = self.cfg.uniformity
+        w = self.config.moco.uniformity
         spread = uniformity(h if w else h.detach())
         if w:
             loss = loss + w * spread
@@ -194,17 +174,18 @@ class MoCo(Method):
         self.momentum_step()
 
     def check_batch(self, global_batch: int, items: int) -> None:
-        if self.cfg.queue_size % global_batch:
-            raise ValueError(f"moco.queue_size {self.cfg.queue_size} must be a multiple of the global batch "
+        if self.config.moco.queue_size % global_batch:
+            raise ValueError(f"moco.queue_size {self.config.moco.queue_size} must be a multiple of the global batch "
                              f"{global_batch}")
-        if self.cfg.queue_size > items - global_batch and not self.cfg.mask_same_track:
+        if self.config.moco.queue_size > items - global_batch and not self.config.moco.mask_same_track:
             log.warning("moco.queue_size %d is not smaller than the %d tracks minus a batch: tracks will meet their "
                         "own older keys as negatives; a queue of at most %d fits this corpus",
-                        self.cfg.queue_size, items, (items - global_batch) // global_batch * global_batch)
+                        self.config.moco.queue_size, items, (items - global_batch) // global_batch * global_batch)
 
-    def contrast(self, x_q: torch.Tensor, x_k: torch.Tensor, groups: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two views (N, 1, S, S) of items from tracks `groups` (N,) -> InfoNCE logits (N, 1 + K), labels (N,).
+    def contrast_queries(self, q: torch.Tensor, x_k: torch.Tensor, groups: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoded queries q (N, C) and the key views x_k (N, 1, S, S) of items from tracks `groups` (N,)
+        -> InfoNCE logits (N, 1 + K), labels (N,).
 
         Enqueues the keys of all ranks afterwards, as in MoCo (whose key encoder follows the query
         encoder by `after_step`). With `moco.mask_same_track`, queued keys of the query's
@@ -212,18 +193,13 @@ class MoCo(Method):
         own older key when the queue outgrows a small corpus, is not a different instance.
         BatchNorm encoders get shuffle-BN (`encode_keys`); Swin's LayerNorm needs none.
         """
-        return self.contrast_queries(self.encode_queries(x_q), x_k, groups)
-
-    def contrast_queries(self, q: torch.Tensor, x_k: torch.Tensor, groups: torch.Tensor | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`contrast` from the encoded queries q (N, C)."""
         k = self.encode_keys(x_k)  # (N, C)
-        logits, labels = info_nce(q, k, self.queue.clone().detach(), self.cfg.temperature)
-        if groups is not None and self.cfg.mask_same_track:
+        logits, labels = info_nce(q, k, self.queue.clone().detach(), self.config.moco.temperature)
+        if groups is not None and self.config.moco.mask_same_track:
             same = groups[:, None] == self.queue_groups[None, :]  # (N, K)
             logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], dim=1)
         keys, key_groups = gather_from_all_ranks(k), None if groups is None else gather_from_all_ranks(groups)
-        if self.cfg.batch_negatives:
+        if self.config.moco.batch_negatives:
             logits = torch.cat([logits, self._batch_logits(q, keys, groups, key_groups)], dim=1)
         self.enqueue(keys, key_groups)
         return logits, labels
@@ -233,16 +209,15 @@ class MoCo(Method):
         """Logits (N, G) of queries q (N, C) against the global batch's keys (G, C); −inf on each
         query's own key and, when tracks are known, on every key of its track."""
         with torch.autocast(q.device.type, enabled=False):
-            logits = q.float() @ keys.float().T / self.cfg.temperature
+            logits = q.float() @ keys.float().T / self.config.moco.temperature
         own = torch.zeros_like(logits, dtype=torch.bool)
-        start = len(q) * (dist.get_rank() if _world() > 1 else 0)  # this rank's share of the global batch
+        start = len(q) * (dist.get_rank() if world_size() > 1 else 0)  # this rank's share of the global batch
         own[:, start : start + len(q)] = torch.eye(len(q), dtype=torch.bool, device=q.device)
         if groups is not None:
             own |= groups[:, None] == key_groups[None, :]
         return logits.masked_fill(own, float("-inf"))
 
 
-@register_method("moco")
 def build_moco(cfg: Config) -> MoCo:
     """S3T: MoCo v2 around the encoder `cfg.model` names."""
     return MoCo(build_encoder(cfg.model), cfg)

@@ -13,7 +13,6 @@ whatever the number of DataLoader workers.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import math
 import os
@@ -28,103 +27,22 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from s3t.checkpoint import checkpoint_bytes, load_checkpoint, restore_method, save_checkpoint, training_state
 from s3t.config import Config, load_config, save_config
-from s3t.devices import resolve_device
-from s3t.files import append_csv_row, write_json
-from s3t.methods import Method
-from s3t.models import fuse_attention
-from s3t.runlog import board_row, core_fields, open_tensorboard, plot_run, run_summary, trim_log
+from s3t.io.checkpoint import checkpoint_bytes, load_checkpoint, restore_method, save_checkpoint, training_state
+from s3t.io.files import append_csv_row, write_json
+from s3t.methods.base import Method
+from s3t.models.backbones import fuse_attention
+from s3t.seeds import step_seed
+from s3t.training.distributed import Dist, finite_on_every_rank, setup_distributed
+from s3t.training.loader import EpochSampler, to_device, training_loader
+from s3t.training.runlog import board_row, core_fields, open_tensorboard, plot_run, run_summary, trim_log
+from s3t.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss under nan_policy=stop, too little data …)."""
-
-
-def cosine_lr(step: int, total_steps: int, warmup_steps: int, base_lr: float, min_lr: float = 0.0) -> float:
-    """Linear warm-up from 0 to base_lr over warmup_steps, then cosine decay to min_lr."""
-    if step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
-
-
-def seed_of(*parts: int) -> int:
-    """A 63-bit seed derived from integers (stable across runs and processes)."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """This rank's share of a (seed, epoch) permutation, whole global batches only, from a batch on;
-    yields (epoch, index) pairs: datasets draw their crops from both, so persistent workers need no
-    state from the main process."""
-
-    def __init__(self, n: int, batch: int, rank: int, world: int, seed: int):
-        self.n, self.batch, self.rank, self.world, self.seed = n, batch, rank, world, seed
-        self.epoch, self.start_batch = 0, 0
-        self.batches_per_epoch = n // (batch * world)
-
-    def __iter__(self):
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed_of(self.seed, self.epoch)))
-        G = self.batch * self.world
-        for b in range(self.start_batch, self.batches_per_epoch):
-            for i in perm[b * G + self.rank * self.batch : b * G + (self.rank + 1) * self.batch].tolist():
-                yield self.epoch, i
-
-    def __len__(self) -> int:
-        return (self.batches_per_epoch - self.start_batch) * self.batch
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: str) -> Dist:
-    """Join the torchrun group when WORLD_SIZE > 1 (NCCL on GPU, gloo on CPU). On GPU, each of
-    torchrun's processes takes the GPU of its LOCAL_RANK; one process takes the one `device` names."""
-    dev = resolve_device(device, "train.device")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if dev.type == "cuda":
-        if world > 1 and dev.index is not None:
-            raise ValueError(f"train.device={device} names one GPU, but torchrun started {world} processes: use "
-                             "train.device=cuda (each process takes the GPU of its LOCAL_RANK)")
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else dev.index or 0)
-        torch.cuda.set_device(dev)
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
-            dist.init_process_group(backend, store=_attempt_store(world), rank=rank, world_size=world)
-        else:
-            dist.init_process_group(backend)
-        # left to interpreter shutdown, gloo's threads can abort the process after a run that
-        # finished ("terminate called without an active exception", pytorch#190489)
-        atexit.register(_leave_group)
-    return Dist(rank, world, dev)
-
-
-def _leave_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def _attempt_store(world: int) -> dist.Store:
-    """torchrun's store, in a key space of this attempt's own. torchrun keeps one store for the
-    whole job, restarts included, and a restarted rank can read the dead attempt's addresses there
-    and fail or hang (pytorch#135712). Every worker of every node joins once per attempt, so the
-    join count tells the attempt apart (TORCHELASTIC_RESTART_COUNT differs between nodes)."""
-    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False)
-    attempt = (store.add("s3t/joined", 1) - 1) // world
-    return dist.PrefixStore(f"s3t/attempt{attempt}", store)
 
 
 @dataclass
@@ -179,43 +97,6 @@ def speed_up(method: Method, cfg: Config, device: torch.device) -> None:
             child.compile(backend=cfg.train.compile_backend)
 
 
-def training_loader(dataset: torch.utils.data.Dataset, sampler, cfg: Config, device: torch.device,
-                    input_kind: str = "spectrogram") -> torch.utils.data.DataLoader:
-    """The DataLoader `fit` trains from: pinned float16 spectrogram batches for a GPU (waves keep float32)."""
-    on_gpu = device.type == "cuda"
-    return torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler,
-                                       num_workers=cfg.train.workers, drop_last=True, pin_memory=on_gpu,
-                                       collate_fn=half_collate if on_gpu and input_kind == "spectrogram" else None,
-                                       persistent_workers=cfg.train.workers > 0)
-
-
-def to_device(batch, device: torch.device):
-    """The batch on `device`, float16 tensors (see `half_collate`) back in float32 there."""
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(b, device) for b in batch)
-    batch = batch.to(device, non_blocking=True)
-    return batch.float() if batch.dtype == torch.float16 else batch
-
-
-def half_collate(items: list):
-    """Collate, with float32 tensors as float16: half the bytes to the GPU. For log-CQT crops in dB
-    (the cache holds float16 already) this costs at most half a float16 step of an interpolated value."""
-    def halve(x):
-        return x.half() if isinstance(x, torch.Tensor) and x.dtype == torch.float32 else x
-
-    # each item halved before the stack: a worker writes the batch once, in float16, into the shared
-    # memory it is sent through (halving the stacked batch wrote it in float32, then copied it)
-    return torch.utils.data.default_collate([type(item)(map(halve, item)) if isinstance(item, (tuple, list))
-                                             else halve(item) for item in items])
-
-
-def step_seed(seed: int, step: int, stream: int, rank: int = 0) -> int:
-    """The seed of one random stream (1: drop-path, 2: augmentation) at one step on one rank. Each
-    rank draws its own, so the global batch has the variety of one batch of its size; rank 0 draws
-    what a single process draws."""
-    return seed_of(seed, step, stream, *([rank] if rank else []))
-
-
 def train_step(net: torch.nn.Module, method: Method, opt: torch.optim.Optimizer, batch, cfg: Config,
                gen: torch.Generator, step: int, use_amp: bool, rank: int = 0
                ) -> tuple[float, dict[str, float], bool]:
@@ -227,7 +108,7 @@ def train_step(net: torch.nn.Module, method: Method, opt: torch.optim.Optimizer,
     with torch.autocast(gen.device.type, dtype=torch.bfloat16, enabled=use_amp):
         loss, stats = net(batch, gen)
     opt.zero_grad(set_to_none=True)
-    if not _finite_on_every_rank(loss):
+    if not finite_on_every_rank(loss):
         return float(loss.detach()), stats, False
     loss.backward()
     if cfg.optim.grad_clip > 0:
@@ -235,15 +116,6 @@ def train_step(net: torch.nn.Module, method: Method, opt: torch.optim.Optimizer,
     opt.step()
     method.after_step()
     return float(loss.detach()), stats, True
-
-
-def _finite_on_every_rank(loss: torch.Tensor) -> bool:
-    """Under DDP every rank must take or skip a step together: one rank skipping backward() while the
-    others all-reduce their gradients would put the collectives out of step and hang the job."""
-    finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-    return bool(finite)
 
 
 @dataclass
@@ -377,7 +249,8 @@ def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Ge
     run.method.train()
     bar = tqdm(loader, desc=f"epoch {p.epoch}", disable=not (progress and run.ctx.main), unit="batch")
     for batch in bar:
-        lr = cosine_lr(p.step, total, warmup, base_lr, cfg.optim.min_lr)
+        # while warming up, step s takes the rate at s + 1: the first step is not at rate 0
+        lr = warmup_cosine(p.step + 1 if p.step < warmup else p.step, total, warmup, base_lr, cfg.optim.min_lr)
         for group in run.opt.param_groups:
             group["lr"] = lr
         loss, stats, taken = train_step(run.net, run.method, run.opt, to_device(batch, run.ctx.device), cfg, gen,
@@ -450,4 +323,3 @@ def _check_ranks_agree(model: torch.nn.Module, ctx: Dist) -> None:
     if len({float(p) for p in parts}) != 1:
         raise TrainingError(f"ranks disagree on the weights: {[float(p) for p in parts]}")
     log.info("all %d ranks hold the same weights (checksum %.6f)", ctx.world, float(total))
-
