@@ -144,7 +144,7 @@ def test_each_rank_leaves_the_process_group_before_the_interpreter_shuts_down(tm
                       f"out = pathlib.Path({str(tmp_path)!r}) / ('left' + os.environ['RANK'])\n"
                       "atexit.register(lambda: out.write_text(str(not dist.is_initialized())))\n"
                       "from s3t.engine import setup_distributed\n"
-                      "assert setup_distributed('cpu').world == 2 and dist.is_initialized()\n")
+                      "assert setup_distributed("cpu").size == 2 and dist.is_initialized()\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
     result = run_group(cmd, ENV, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -3,22 +3,25 @@
     import s3t
     encoder = s3t.load_encoder("runs/cpu/last.pt")
     features = s3t.embed(["song.mp3", "other.wav"], encoder)  # (2, D) numpy array
+
+The functions below are the public API; each lives in the layer its path names (`s3t.inference.load`, …).
 """
-__version__ = "0.1.0"
 
-_API = {"load_encoder": "s3t.encoder", "embed": "s3t.encoder", "random_encoder": "s3t.encoder",
-        "load_config": "s3t.config", "load_dataset": "s3t.datasets", "linear_eval": "s3t.evaluate",
-        "pretrain": "s3t.train", "open_cache": "s3t.cache", "load_audio": "s3t.audio",
-        "train_supervised": "s3t.supervised", "register_method": "s3t.methods", "fit": "s3t.engine",
-        "from_pretrained": "s3t.export"}
+from s3t.audio.decode import load_audio
+from s3t.config.loading import load_config
+from s3t.data.cache import open_cache
+from s3t.data.datasets import load_dataset
+from s3t.eval.linear_eval import linear_eval
+from s3t.inference.encoders import random_encoder
+from s3t.inference.features import embed
+from s3t.inference.load import from_pretrained, load_encoder
+from s3t.methods.registry import register_method
+from s3t.models.backbones import register_encoder
+from s3t.training.engine import fit
+from s3t.version import __version__
+from s3t.workflows.pretrain import pretrain
+from s3t.workflows.supervised import train_supervised
 
-
-def __getattr__(name: str):
-    """The API functions, imported on first use so that `s3t --help` does not wait for torch.
-    (`prepare` is not among them: importing the module `s3t.prepare` makes `s3t.prepare` that
-    module; use `from s3t.prepare import prepare`.)"""
-    if name in _API:
-        import importlib
-
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 's3t' has no attribute {name!r}")
+__all__ = ["embed", "fit", "from_pretrained", "linear_eval", "load_audio", "load_config", "load_dataset",
+           "load_encoder", "open_cache", "pretrain", "random_encoder", "register_encoder", "register_method",
+           "train_supervised", "__version__"]

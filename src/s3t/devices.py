@@ -38,3 +38,8 @@ def resolve_device(name: str, key: str = "") -> torch.device:
 def world_size() -> int:
     """Processes in this process's torch.distributed group: 1 outside one."""
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """This process's rank in its torch.distributed group: 0 outside one."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-SR = 22050
+from s3t.audio.decode import SAMPLE_RATE
+
 SECTIONS, SECTION_SECONDS = 2, 9.0  # `s3t demo` cuts tracks into clips of this length: one clip per section
 MAJOR, MINOR = (0, 4, 7), (0, 3, 7)
 VOICES = ("sine", "saw", "square", "pluck")
@@ -40,7 +41,7 @@ STYLES = {
 
 
 def _tone(freq: float, n: int, voice: str, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(n) / SR
+    t = np.arange(n) / SAMPLE_RATE
     phase = 2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi)
     if voice == "sine":
         wave = np.sin(phase) + 0.3 * np.sin(2 * phase)
@@ -55,12 +56,12 @@ def _tone(freq: float, n: int, voice: str, rng: np.random.Generator) -> np.ndarr
 
 
 def _envelope(n: int, attack: float, decay: float) -> np.ndarray:
-    t = np.arange(n) / SR
+    t = np.arange(n) / SAMPLE_RATE
     return np.minimum(1.0, t / max(attack, 1e-4)) * np.exp(-t * decay)
 
 
 def _drum(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(n) / SR
+    t = np.arange(n) / SAMPLE_RATE
     if kind == "kick":
         return np.sin(2 * np.pi * (50 + 100 * np.exp(-t * 30)) * t) * np.exp(-t * 12)
     if kind == "snare":
@@ -88,7 +89,7 @@ def _place(out: np.ndarray, sound: np.ndarray, at: int) -> None:
 def synth_section(style: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
     """One section of a track in `style`, with its own voice, key, tempo, register, mix, noise and EQ; peak 0.8."""
     s = STYLES[style]
-    n = int(seconds * SR)
+    n = int(seconds * SAMPLE_RATE)
     beat = 60.0 / rng.uniform(0.8 * s.tempo[0], 1.2 * s.tempo[1])
     key = rng.integers(-5, 7)
     voice = rng.choice(VOICES)
@@ -97,8 +98,8 @@ def synth_section(style: str, seconds: float, rng: np.random.Generator) -> np.nd
     bar_len = beat * s.beats_per_bar
     for bar in range(int(np.ceil(seconds / bar_len))):
         root, intervals = s.chords[bar % len(s.chords)]
-        start = int(bar * bar_len * SR)
-        length = int(bar_len * SR)
+        start = int(bar * bar_len * SAMPLE_RATE)
+        length = int(bar_len * SAMPLE_RATE)
         for iv in intervals:  # the chord, held for the bar
             f = 110.0 * 2 ** ((key + root + iv - 12) / 12)
             _place(harmony, _tone(f, length, voice, rng) * _envelope(length, 0.02, 1.0 / bar_len), start)
@@ -106,18 +107,18 @@ def synth_section(style: str, seconds: float, rng: np.random.Generator) -> np.nd
         for k in range(s.beats_per_bar * s.notes_per_beat):  # a melody on chord tones
             if rng.random() < 0.2:
                 continue
-            note_len = int(beat / s.notes_per_beat * SR)
+            note_len = int(beat / s.notes_per_beat * SAMPLE_RATE)
             f = 110.0 * 2 ** ((key + octave + rng.choice(scale)) / 12)
             _place(melody, _tone(f, note_len, voice, rng) * _envelope(note_len, 0.005, 6.0 * s.notes_per_beat),
                    start + k * note_len)
         for kind, pos in DRUM_PATTERNS[s.drums](s.beats_per_bar):
-            _place(drums, _drum(kind, int(0.4 * SR), rng), start + int(pos * beat * SR))
+            _place(drums, _drum(kind, int(0.4 * SAMPLE_RATE), rng), start + int(pos * beat * SAMPLE_RATE))
     mix = (rng.uniform(0.15, 0.6) * harmony / max(1e-9, np.abs(harmony).max())
            + rng.uniform(0.15, 0.6) * melody / max(1e-9, np.abs(melody).max()))
     if drums.any():
         mix += rng.uniform(0.05, 0.6) * drums / np.abs(drums).max()
     mix += rng.uniform(0.003, 0.05) * rng.standard_normal(n)  # room noise: no section is digitally silent
-    freq = np.fft.rfftfreq(n, 1 / SR)
+    freq = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
     freq[0] = freq[1]
     mix = np.fft.irfft(np.fft.rfft(mix) * (freq / 1000.0) ** rng.uniform(-0.5, 0.5), n)  # EQ: ±3 dB per octave
     return 0.8 * mix / np.abs(mix).max()
@@ -143,6 +144,6 @@ def write_corpus(out: str | Path, tracks_per_style: int = 40, sections: int = SE
             if not path.exists():
                 tmp = path.with_name(path.stem + ".tmp.flac")
                 audio = synth_track(style, seed * 100_000 + k * 1000 + i, sections, section_seconds)
-                sf.write(str(tmp), audio, SR, subtype="PCM_16")
+                sf.write(str(tmp), audio, SAMPLE_RATE, subtype="PCM_16")
                 tmp.replace(path)
     return out

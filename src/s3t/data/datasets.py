@@ -7,9 +7,8 @@ does not look like the download raises `DatasetError` with the expected tree.
 
 from __future__ import annotations
 
-import dataclasses
-
 import csv
+import dataclasses
 import logging
 import os
 import random
@@ -18,11 +17,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from s3t import audio
+from s3t.audio.decode import AUDIO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
+# the two metrics a report leads with, by whether the set is multi-label
+HEADLINE = {False: ("top1_accuracy", "top5_accuracy"), True: ("roc_auc_macro", "pr_auc_macro")}
 
 
 class DatasetError(ValueError):
@@ -49,7 +50,7 @@ class LabeledSet:
     @property
     def headline(self) -> tuple[str, str]:
         """The two metrics a report leads with: top-1/top-5 accuracy, or macro ROC-AUC/PR-AUC for tags."""
-        return ("roc_auc_macro", "pr_auc_macro") if self.multilabel else ("top1_accuracy", "top5_accuracy")
+        return HEADLINE[self.multilabel]
 
     def split(self, name: str) -> list[Item]:
         return [item for item in self.items if item.split == name]
@@ -218,7 +219,7 @@ def load_folder(root: str | Path, seed: int = 0) -> LabeledSet:
         for folder, dirs, files in os.walk(label_dir):
             dirs.sort()
             paths += [(str(Path(folder) / f), label_dir.name) for f in sorted(files)
-                      if f.lower().endswith(audio.AUDIO_EXTENSIONS)]
+                      if f.lower().endswith(AUDIO_EXTENSIONS)]
     if not paths:
         raise _missing(root, "no audio files in label folders", FOLDER_TREE)
     splits = stratified_split([label for _, label in paths], seed)

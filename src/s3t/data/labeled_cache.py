@@ -1,6 +1,6 @@
-"""The labelled-data layer: a labelled set prepared for probing, supervised training or monitoring.
+"""A labeled set prepared for probing, supervised training or monitoring.
 
-`LabelledData.prepare` gives the set a validation split (if it has none), writes its manifest,
+`LabeledCache.prepare` gives the set a validation split (if it has none), writes its manifest,
 prepares its audio into a cache, and lists each split's cached items (or clips) as rows of
 (cache id, track path); `targets`, `train_subset` and `indices` turn rows into what a probe or a
 training loop needs. `linear-eval`, `supervised`, `reproduce` (through them) and `--monitor` all
@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from s3t.cache import Cache, open_cache
-from s3t.datasets import LabeledSet, with_validation
-from s3t.prepare import PrepareSummary, prepare
+from s3t.data.cache import Cache, open_cache, track_names
+from s3t.data.datasets import LabeledSet, SPLITS, with_validation
+from s3t.data.preparation import prepare, PrepareSummary
 
 Rows = list[tuple[str, str]]  # (cache id, track path) of cached items or clips
-SPLITS = ("train", "valid", "test")
 
 
 def write_manifest(dataset: LabeledSet, path: Path) -> None:
@@ -33,7 +32,7 @@ def write_manifest(dataset: LabeledSet, path: Path) -> None:
 
 
 @dataclass
-class LabelledData:
+class LabeledCache:
     dataset: LabeledSet
     cache: Cache
     rows: dict[str, Rows]  # per split
@@ -43,7 +42,7 @@ class LabelledData:
     @classmethod
     def prepare(cls, dataset: LabeledSet, out: Path, cache_dir: str | Path | None = None, time_compression: int = 1,
                 clip_seconds: float = 0.0, workers: int = 2, progress: bool = True, device: str = "cpu"
-                ) -> LabelledData:
+                ) -> LabeledCache:
         """The dataset with a validation split, its manifest in `out`, and its audio prepared into
         `cache_dir` (default `out`/cache; the CQT on `device`), damaged shards rebuilt; raises when a
         split has no readable item."""
@@ -56,7 +55,7 @@ class LabelledData:
         if cache.meta.get("clip_seconds", 0.0) != clip_seconds:
             raise ValueError(f"{cache_dir} holds clips of {cache.meta.get('clip_seconds')} s, not {clip_seconds} s: "
                              "give another --cache folder")
-        return cls(dataset, cache, _split_rows(dataset, cache, clip_seconds), clip_seconds > 0, summary)
+        return cls(dataset, cache, _split_rows(dataset, cache), clip_seconds > 0, summary)
 
     def targets(self, rows: Rows) -> np.ndarray:
         """Class ids (N,) or multi-hot tags (N, C) of the rows' tracks."""
@@ -76,10 +75,9 @@ class LabelledData:
         return {item.path: item for item in self.dataset.items}
 
 
-def _split_rows(dataset: LabeledSet, cache: Cache, clip_seconds: float) -> dict[str, Rows]:
+def _split_rows(dataset: LabeledSet, cache: Cache) -> dict[str, Rows]:
     by_path = {item.path: item for item in dataset.items}
-    track_of = cache.column("track") if clip_seconds else cache.track_ids
-    entries = [(cid, track) for cid, track in zip(cache.track_ids, track_of) if track in by_path]
+    entries = [(cid, track) for cid, track in zip(cache.track_ids, track_names(cache)) if track in by_path]
     rows = {s: [(cid, track) for cid, track in entries if by_path[track].split == s] for s in SPLITS}
     for s, r in rows.items():
         if not r:

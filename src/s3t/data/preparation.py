@@ -16,10 +16,11 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from s3t import audio
-from s3t.cache import CacheWriter, Track
+from s3t.audio.constant_q import BINS_PER_OCTAVE, FLOOR_DB, FMIN, HOP_LENGTH, log_cqt_batch, log_cqt_frames, N_BINS
+from s3t.audio.decode import AUDIO_EXTENSIONS, AudioError, load_audio, SAMPLE_RATE
+from s3t.data.cache_writer import CacheWriter, Track
 from s3t.devices import resolve_device
-from s3t.files import write_json
+from s3t.io.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,11 @@ def _list_folder(root: Path) -> list[Source]:
     for folder, dirs, files in os.walk(root):  # does not follow symlinked folders: no loops
         dirs.sort()
         for name in sorted(files):
-            if name.lower().endswith(audio.AUDIO_EXTENSIONS):
+            if name.lower().endswith(AUDIO_EXTENSIONS):
                 path = Path(folder) / name
                 sources.append(Source(path.relative_to(root).as_posix(), str(path)))
     if not sources:
-        raise InputError(f"{root}: no audio files found (looked recursively for {', '.join(audio.AUDIO_EXTENSIONS)})")
+        raise InputError(f"{root}: no audio files found (looked recursively for {', '.join(AUDIO_EXTENSIONS)})")
     return sources
 
 
@@ -131,14 +132,14 @@ def _work(task: tuple[Source, int, bool]):
     """Decode (and, when `analyse`, transform) one source; never raises."""
     source, time_compression, analyse = task
     try:
-        wave = audio.load_audio(source.path)
-        if len(wave) < audio.HOP_LENGTH:
-            raise audio.AudioError(source.path, f"too short: {len(wave)} samples, less than one hop "
-                                                f"({audio.HOP_LENGTH} samples at {audio.SAMPLE_RATE} Hz)")
-        duration = len(wave) / audio.SAMPLE_RATE
+        wave = load_audio(source.path)
+        if len(wave) < HOP_LENGTH:
+            raise AudioError(source.path, f"too short: {len(wave)} samples, less than one hop "
+                                                f"({HOP_LENGTH} samples at {SAMPLE_RATE} Hz)")
+        duration = len(wave) / SAMPLE_RATE
         payload = log_cqt_frames(wave, time_compression) if analyse else wave
         return source, payload, duration, None
-    except audio.AudioError as e:
+    except AudioError as e:
         return source, None, 0.0, e.reason
     except Exception as e:  # one bad file must never stop a run over many good ones
         return source, None, 0.0, f"unexpected {type(e).__name__}: {e}"
@@ -158,10 +159,10 @@ def split_clips(source: Source, spec: np.ndarray, duration: float, clip_frames: 
 
 def cache_meta(time_compression: int, clip_seconds: float = 0.0) -> dict:
     """How a cache's CQTs were computed; stored in its index and checked on resume."""
-    return {"sample_rate": audio.SAMPLE_RATE, "hop_length": audio.HOP_LENGTH, "n_bins": audio.N_BINS,
-            "bins_per_octave": audio.BINS_PER_OCTAVE, "fmin": audio.FMIN, "floor_db": audio.FLOOR_DB,
+    return {"sample_rate": SAMPLE_RATE, "hop_length": HOP_LENGTH, "n_bins": N_BINS,
+            "bins_per_octave": BINS_PER_OCTAVE, "fmin": FMIN, "floor_db": FLOOR_DB,
             "time_compression": time_compression, "clip_seconds": clip_seconds,
-            "frame_rate": audio.SAMPLE_RATE / audio.HOP_LENGTH / time_compression}
+            "frame_rate": SAMPLE_RATE / HOP_LENGTH / time_compression}
 
 
 def prepare(
@@ -201,33 +202,40 @@ def prepare(
         # largest files first, so that no worker is left alone on a long track at the end
         todo = sorted((s for s in sources if s.path not in done), key=_file_size, reverse=True)
         summary.already_done = len(sources) - len(todo)
-        analyse_in_worker = device == "cpu"
-        waiting: list[tuple[Source, np.ndarray, float]] = []  # decoded, for the next batch on the device
-        tasks = ((s, time_compression, analyse_in_worker) for s in todo)
-        pool = _worker_context().Pool(workers, initializer=_init_worker) if workers else None
-        bar = tqdm(total=len(todo), unit="track", disable=not progress, desc="prepare")
-        with pool or contextlib.nullcontext(), logging_redirect_tqdm(), bar:
-            for source, payload, duration, error in pool.imap_unordered(_work, tasks) if pool else map(_work, tasks):
-                bar.update()
-                if error is not None:
-                    log.warning("skipped %s: %s", source.path, error)
-                    summary.skipped[source.path] = error
-                    writer.skip(source.track_id, source.path, error)
-                    continue
-                if analyse_in_worker:
-                    _add(writer, summary, [(source, payload, duration)], clip_frames, meta["frame_rate"])
-                    continue
-                waiting.append((source, payload, duration))
-                if sum(len(w) for _, w, _ in waiting) >= GPU_BATCH_SAMPLES:
-                    _add_on_device(writer, summary, waiting, time_compression, device, clip_frames, meta)
-                bar.set_postfix(hours=f"{summary.audio_seconds / 3600:.2f}")
-            if waiting:
-                _add_on_device(writer, summary, waiting, time_compression, device, clip_frames, meta)
+        _write_all(writer, summary, todo, workers, time_compression, device, clip_frames, meta, progress)
     finally:
         writer.close()
     summary.wall_seconds = time.perf_counter() - start
     _save_summary(Path(out), summary)
     return summary
+
+
+def _write_all(writer: CacheWriter, summary: PrepareSummary, todo: list[Source], workers: int, time_compression: int,
+               device: str, clip_frames: int, meta: dict, progress: bool) -> None:
+    """Decode every source in `workers` processes and write it; on the CPU the workers also analyse,
+    on a GPU the decoded waves wait for one batched CQT on the device."""
+    analyse_in_worker = device == "cpu"
+    waiting: list[tuple[Source, np.ndarray, float]] = []  # decoded, for the next batch on the device
+    tasks = ((s, time_compression, analyse_in_worker) for s in todo)
+    pool = _worker_context().Pool(workers, initializer=_init_worker) if workers else None
+    bar = tqdm(total=len(todo), unit="track", disable=not progress, desc="prepare")
+    with pool or contextlib.nullcontext(), logging_redirect_tqdm(), bar:
+        for source, payload, duration, error in pool.imap_unordered(_work, tasks) if pool else map(_work, tasks):
+            bar.update()
+            if error is not None:
+                log.warning("skipped %s: %s", source.path, error)
+                summary.skipped[source.path] = error
+                writer.skip(source.track_id, source.path, error)
+                continue
+            if analyse_in_worker:
+                _add(writer, summary, [(source, payload, duration)], clip_frames, meta["frame_rate"])
+                continue
+            waiting.append((source, payload, duration))
+            if sum(len(w) for _, w, _ in waiting) >= GPU_BATCH_SAMPLES:
+                _add_on_device(writer, summary, waiting, time_compression, device, clip_frames, meta)
+            bar.set_postfix(hours=f"{summary.audio_seconds / 3600:.2f}")
+        if waiting:
+            _add_on_device(writer, summary, waiting, time_compression, device, clip_frames, meta)
 
 
 def _add_on_device(writer: CacheWriter, summary: PrepareSummary, waiting: list, time_compression: int, device: str,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from s3t.audio.decode import load_audio
-from s3t.config import AugmentConfig
+from s3t.config.schema import AugmentConfig
 from s3t.data.cache import Cache, Corpus, track_names
 from s3t.seeds import seed_of
 from s3t.transforms import augment

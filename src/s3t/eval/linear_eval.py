@@ -1,5 +1,5 @@
 """`s3t linear-eval`: a labeled dataset -> cache -> frozen features (once) -> linear probes -> metrics,
-plots and a markdown summary; and `predict` with a saved probe."""
+plots and a markdown summary (`s3t.eval.predict` applies the saved probe to new audio)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,20 @@ import logging
 import statistics
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-from s3t import plots
-from s3t.audio import HOP_LENGTH, AudioError, load_audio
-from s3t.checkpoint import save_checkpoint
-from s3t.config import ProbeConfig
-from s3t.datasets import LabeledSet
-from s3t.encoder import Encoder, embed, embed_cache_to_file, read_features
-from s3t.files import write_text
-from s3t.labelled import LabelledData
-from s3t.probe import Probe, multilabel_metrics, single_label_metrics, train_probe
+
+from s3t.eval import plots
+from s3t.io.checkpoint import save_checkpoint
+from s3t.config.schema import ProbeConfig
+from s3t.data.datasets import HEADLINE, LabeledSet
+from s3t.inference.encoders import Encoder
+from s3t.inference.features import embed_cache_to_file, read_features
+from s3t.io.files import write_text
+from s3t.data.labeled_cache import LabeledCache
+from s3t.eval.probe import multilabel_metrics, Probe, single_label_metrics, train_probe
 
 log = logging.getLogger(__name__)
-
-HEADLINE = {False: ("top1_accuracy", "top5_accuracy"), True: ("roc_auc_macro", "pr_auc_macro")}
 
 
 def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: ProbeConfig | None = None,
@@ -46,7 +44,7 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
     out = Path(out)
     windows = encoder.uses_windows(windows)
     device = str(encoder.device)  # the CQT runs where the encoder does
-    data = LabelledData.prepare(dataset, out, cache_dir, encoder.time_compression, clip_seconds, workers, progress,
+    data = LabeledCache.prepare(dataset, out, cache_dir, encoder.time_compression, clip_seconds, workers, progress,
                                 device)
     dataset, cache = data.dataset, data.cache
     feature_file = out / "features" / f"{encoder.fingerprint()}{'-windows' if windows else ''}.npz"
@@ -193,43 +191,3 @@ def summary_markdown(metrics: dict) -> str:
     lines += ["", "Items: " + ", ".join(f"{k} {v}" for k, v in metrics["counts"].items()),
               f"Chosen epochs: {metrics['chosen_epochs']}", ""]
     return "\n".join(lines)
-
-
-def load_probe(folder: str | Path) -> tuple[Probe, dict]:
-    """The probe saved by linear-eval in `folder`, and its record (classes, encoder fingerprint …)."""
-    from s3t.checkpoint import read_checkpoint
-
-    state = read_checkpoint(Path(folder) / "probe.pt")
-    return Probe.from_state(state["model"]), state
-
-
-def predict(paths: Sequence[str | Path], encoder: Encoder, probe_dir: str | Path, top_k: int = 3) -> list[dict]:
-    """Top-k classes (or tags) with scores for each audio file, from a probe saved by linear-eval."""
-    probe, record = load_probe(probe_dir)
-    if record["encoder_fingerprint"] != encoder.fingerprint():
-        log.warning("the probe in %s was trained on the features of another encoder (%s); its scores are "
-                    "meaningless for this one", probe_dir, record["encoder"])
-    results: list[dict] = [{"path": str(path)} for path in paths]
-    waves = {}
-    for result in results:  # a file that cannot be read gets its reason, and the others their labels
-        try:
-            waves[result["path"]] = load_audio(result["path"])
-            if len(waves[result["path"]]) < HOP_LENGTH:
-                raise AudioError(result["path"], "too short: less than one hop")
-        except AudioError as e:
-            waves.pop(result["path"], None)
-            log.warning("skipped %s: %s", result["path"], e.reason)
-            result["error"] = e.reason
-    good = [r for r in results if "error" not in r]
-    scores = probe.scores(embed([waves[r["path"]] for r in good], encoder)) if good else []
-    classes = record["classes"]
-    for result, s in zip(good, scores):
-        order = np.argsort(-s)[: max(1, top_k)]
-        result["top"] = [{"label": classes[i], "score": float(s[i])} for i in order]
-    return results
-
-
-def format_predictions(results: list[dict]) -> str:
-    width = max(len(r["path"]) for r in results)
-    return "\n".join(f"{r['path']:<{width}}  " + ("  ".join(f"{t['label']} {t['score']:.3f}" for t in r["top"])
-                                                   if "top" in r else f"error: {r['error']}") for r in results)

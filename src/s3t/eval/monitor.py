@@ -16,9 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from s3t.cache import Cache
-from s3t.config import ModelConfig, ProbeConfig
-from s3t.encoder import Encoder, extract_features
+from s3t.config.schema import ModelConfig, ProbeConfig
+from s3t.data.cache import Cache
+from s3t.data.datasets import load_dataset
+from s3t.data.labeled_cache import LabeledCache
+from s3t.eval.probe import train_probe
+from s3t.inference.encoders import Encoder
+from s3t.inference.features import extract_features
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,6 @@ def knn_top1(bank: np.ndarray, bank_labels: np.ndarray, queries: np.ndarray, que
 def probe_top1(bank: np.ndarray, bank_labels: np.ndarray, queries: np.ndarray, query_labels: np.ndarray,
                n_classes: int) -> float:
     """Validation top-1 of the linear-eval probe fit on the bank (its last epoch: nothing to select on)."""
-    from s3t.probe import train_probe
-
     probe = train_probe(bank, bank_labels, queries[:0], query_labels[:0], n_classes, False, ProbeConfig(), 64)
     return float((probe.scores(queries).argmax(1) == query_labels).mean())
 
@@ -77,13 +79,10 @@ def probe_top1(bank: np.ndarray, bank_labels: np.ndarray, queries: np.ndarray, q
 def build_monitor(kind: str, root: str | Path, out: str | Path, time_compression: int, clip_seconds: float,
                   workers: int = 2, progress: bool = True) -> Monitor:
     """A Monitor on dataset `kind` at `root`, its audio prepared into `out` like the training cache."""
-    from s3t.datasets import load_dataset
-    from s3t.labelled import LabelledData
-
     dataset = load_dataset(kind, root)
     if dataset.multilabel:
         raise ValueError(f"--monitor needs single-label data; {kind} at {root} is multi-label")
-    data = LabelledData.prepare(dataset, Path(out), None, time_compression, clip_seconds, workers, progress)
+    data = LabeledCache.prepare(dataset, Path(out), None, time_compression, clip_seconds, workers, progress)
     bank, queries = data.rows["train"], data.rows["valid"]
     log.info("monitor: %s, %d train and %d validation items", dataset.name, len(bank), len(queries))
     return Monitor(dataset.name, data.cache, data.indices(bank), data.targets(bank), data.indices(queries),

@@ -6,24 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s3t.files import atomic_write
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, png: str | Path) -> None:
-    """Lay out, write atomically (a full disk leaves the previous picture) and close `fig`."""
-    fig.tight_layout()
-    with atomic_write(png) as tmp:
-        fig.savefig(tmp, dpi=100)
-    pyplot().close(fig)
+from s3t.io.figures import pyplot, save_figure
 
 
 def plot_confusion(matrix: np.ndarray, classes: list[str], png: str | Path) -> None:

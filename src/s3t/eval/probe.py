@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
-from s3t.config import ProbeConfig
+from s3t.config.schema import ProbeConfig
+from s3t.training.schedule import warmup_cosine
 
 
 @dataclass
@@ -41,13 +42,6 @@ class Probe:
     def from_state(cls, state: dict) -> Probe:
         return cls(state["weight"], state["bias"], state["mean"], state["std"], bool(state["multilabel"]),
                    int(state["epoch"]))
-
-
-def warmup_cosine(epoch: float, epochs: int, warmup: int, base_lr: float) -> float:
-    """Linear warm-up over `warmup` epochs, then cosine decay to 0 at `epochs` (per step)."""
-    if epoch < warmup:
-        return base_lr * epoch / warmup
-    return 0.5 * base_lr * (1 + math.cos(math.pi * (epoch - warmup) / max(1e-9, epochs - warmup)))
 
 
 def validation_score(scores: np.ndarray, targets: np.ndarray, multilabel: bool) -> float:

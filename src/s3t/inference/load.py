@@ -3,15 +3,17 @@ wrote (no pickle read), and the encoder a command asks for (`--checkpoint`, `--e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from s3t.config import ConfigError, load_config
-from s3t.inference.encoders import CqtStatsEncoder, Encoder, WaveEncoder, random_encoder
+from s3t.config.loading import ConfigError, load_config
+from s3t.config.schema import Config
+from s3t.inference.encoders import CqtStatsEncoder, Encoder, random_encoder, WaveEncoder
 from s3t.io.checkpoint import load_checkpoint
-from s3t.io.export_folder import read_export
+from s3t.io.export_folder import read_export, saved_config
 from s3t.models.backbones import build_encoder
 
 
@@ -51,13 +53,29 @@ def from_pretrained(path_or_repo: str | Path, device: str = "cpu", readout: Sequ
     return encoder_of(record["config"], tensors, record["cache_meta"], str(path_or_repo), device, readout)
 
 
-def choose_encoder(checkpoint: str | None = None, kind: str = "random", configs: Sequence[str] = (),
-                   overrides: Sequence[str] = (), time_compression: int = 1, device: str = "cpu") -> Encoder:
-    """The encoder a command's `--checkpoint` or `--encoder random|cqt-stats` names. A checkpoint's model
-    comes with it: of `overrides`, only its `model.*` ones apply (how the weights are read out)."""
-    if checkpoint:
-        return load_encoder(checkpoint, device, [o for o in overrides if o.startswith("model.")])
-    if kind == "cqt-stats":
-        return CqtStatsEncoder(time_compression)
-    cfg = load_config(configs, overrides)
-    return random_encoder(cfg.model, seed=cfg.train.seed, time_compression=time_compression, device=device)
+@dataclass(frozen=True)
+class EncoderChoice:
+    """The encoder a command names: `--checkpoint` (any method's, or an export), or `--encoder random|cqt-stats`
+    with the model of `configs` and `overrides`. A checkpoint's model comes with it: of `overrides`, only its
+    `model.*` ones apply (how the weights are read out)."""
+
+    checkpoint: str | None = None
+    kind: str = "random"
+    configs: Sequence[str] = ()
+    overrides: Sequence[str] = ()
+    time_compression: int = 1  # of the cache a random or cqt-stats encoder reads (a checkpoint knows its own)
+    device: str = "cpu"
+
+    def load(self) -> Encoder:
+        if self.checkpoint:
+            return load_encoder(self.checkpoint, self.device, [o for o in self.overrides if o.startswith("model.")])
+        if self.kind == "cqt-stats":
+            return CqtStatsEncoder(self.time_compression)
+        cfg = load_config(self.configs, self.overrides)
+        return random_encoder(cfg.model, seed=cfg.train.seed, time_compression=self.time_compression,
+                              device=self.device)
+
+    def config(self) -> Config:
+        """The settings to evaluate it with: a checkpoint's own come first (a recipe carries its probe),
+        then `configs` and `overrides`."""
+        return load_config(self.configs, self.overrides, base=saved_config(self.checkpoint) if self.checkpoint else None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from s3t.config import Config
+from s3t.config.schema import Config
 from s3t.data.cache import Cache, Corpus
 from s3t.data.views import TwoCropDataset
 from s3t.transforms import augment

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from s3t.config import Config
+from s3t.config.schema import Config
 from s3t.devices import world_size
 from s3t.methods.base import Method, spectrogram_views
 from s3t.models.backbones import build_encoder, has_batch_norm

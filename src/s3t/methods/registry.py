@@ -1,11 +1,11 @@
 """The methods `train.method` names: a dict of builders `Config -> Method`, the built-in ones
-listed here, a plugin's added by `register_method` (as `s3t.models.backbones.ENCODERS` names encoders)."""
+listed here, a plugin's added by `register_method` (as `s3t.models.backbones.register_encoder` adds encoders)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from s3t.config import Config
+from s3t.config.schema import Config
 from s3t.methods.base import Method
 from s3t.methods.moco import build_moco
 from s3t.methods.simclr import build_simclr

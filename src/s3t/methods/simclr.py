@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from s3t.config import Config
+from s3t.config.schema import Config
 from s3t.data.cache import Cache, Corpus
 from s3t.data.views import TwoWaveCrops
 from s3t.methods.base import Method, spectrogram_views
-from s3t.models.backbones import SAMPLES, build_encoder
+from s3t.models.backbones import build_encoder, SAMPLES
 from s3t.models.heads import projection_head
 from s3t.transforms.waves import augment_waves
 

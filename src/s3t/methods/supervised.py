@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from s3t.config import Config
+from s3t.config.schema import Config
 from s3t.methods.base import Method
 from s3t.transforms import augment
 from s3t.transforms.preprocess import model_input

@@ -6,7 +6,7 @@
 (timm's `SwinTransformer`; geometry is checked when a model is built, with the numbers in the
 error), the ResNet baselines (timm), a convolutional-recurrent network (the paper's
 "MSNet-BiGRU" row) and CLMR's SampleCNN on waveforms. ResNets, the CRNN and SampleCNN hold
-BatchNorm: under MoCo they need shuffle-BN (`s3t.moco`), Swin's LayerNorm does not.
+BatchNorm: under MoCo they need shuffle-BN (`s3t.methods.moco`), Swin's LayerNorm does not.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 from timm.models.resnet import BasicBlock, ResNet
 from timm.models.swin_transformer import SwinTransformer
 
-from s3t.config import ModelConfig
-from s3t.preprocess import check_geometry
+from s3t.config.schema import ModelConfig
+from s3t.transforms.preprocess import check_geometry
 
 
 @dataclass(frozen=True)
@@ -224,6 +224,15 @@ ENCODERS: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
     **{name: (lambda cfg, name=name: CRNNEncoder(CRNN_PRESETS[name])) for name in CRNN_PRESETS},
     **{name: (lambda cfg, name=name: SampleCNN(SAMPLECNN_PRESETS[name])) for name in SAMPLECNN_PRESETS},
 }
+
+
+def register_encoder(name: str) -> Callable:
+    """Decorator: `@register_encoder("mine")` on a `ModelConfig -> nn.Module` builder makes `model.name=mine`
+    build it (as `s3t.methods.registry.register_method` adds methods)."""
+    def add(builder: Callable[[ModelConfig], torch.nn.Module]) -> Callable[[ModelConfig], torch.nn.Module]:
+        ENCODERS[name] = builder
+        return builder
+    return add
 
 
 def has_batch_norm(module: torch.nn.Module) -> bool:

@@ -16,9 +16,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Dist:
+class World:
+    """This process's place among torchrun's: its rank, how many there are, its device."""
+
     rank: int = 0
-    world: int = 1
+    size: int = 1
     device: torch.device = torch.device("cpu")
 
     @property
@@ -26,7 +28,7 @@ class Dist:
         return self.rank == 0
 
 
-def setup_distributed(device: str) -> Dist:
+def setup_distributed(device: str) -> World:
     """Join the torchrun group when WORLD_SIZE > 1 (NCCL on GPU, gloo on CPU). On GPU, each of
     torchrun's processes takes the GPU of its LOCAL_RANK; one process takes the one `device` names."""
     dev = resolve_device(device, "train.device")
@@ -47,7 +49,7 @@ def setup_distributed(device: str) -> Dist:
         # left to interpreter shutdown, gloo's threads can abort the process after a run that
         # finished ("terminate called without an active exception", pytorch#190489)
         atexit.register(_leave_group)
-    return Dist(rank, world, dev)
+    return World(rank, world, dev)
 
 
 def _leave_group() -> None:
@@ -72,3 +74,13 @@ def finite_on_every_rank(loss: torch.Tensor) -> bool:
     if world_size() > 1:
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     return bool(finite)
+
+
+def weight_checksums(model: torch.nn.Module, world: World) -> list[float]:
+    """Each rank's sum of `model`'s weights (one number per rank): equal when the ranks are in step."""
+    total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    if world.size == 1:
+        return [float(total)]
+    parts = [torch.zeros_like(total) for _ in range(world.size)]
+    dist.all_gather(parts, total)
+    return [float(p) for p in parts]

@@ -2,7 +2,7 @@
 
 `fit` owns what every training shares: device and DDP (torchrun), AMP, the learning-rate
 schedule, the NaN policy, `log.csv` with its progress bar and plot, checkpoints in the one
-schema of `s3t.checkpoint`, exact resume, and readings taken at the end of epochs (a monitor,
+schema of `s3t.io.checkpoint`, exact resume, and readings taken at the end of epochs (a monitor,
 a validation score) with the best checkpoint kept by one of them.
 
 Reproducibility by construction: the data order is a permutation drawn from (seed, epoch),
@@ -24,19 +24,18 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-from s3t.config import Config, load_config, save_config
+from s3t.config.loading import load_config, save_config
+from s3t.config.schema import Config
 from s3t.io.checkpoint import checkpoint_bytes, load_checkpoint, restore_method, save_checkpoint, training_state
 from s3t.io.files import append_csv_row, write_json
 from s3t.methods.base import Method
-from s3t.models.backbones import fuse_attention
-from s3t.seeds import step_seed
-from s3t.training.distributed import Dist, finite_on_every_rank, setup_distributed
+from s3t.training.distributed import setup_distributed, weight_checksums, World
 from s3t.training.loader import EpochSampler, to_device, training_loader
 from s3t.training.runlog import board_row, core_fields, open_tensorboard, plot_run, run_summary, trim_log
 from s3t.training.schedule import warmup_cosine
+from s3t.training.step import build_optimizer, speed_up, train_step
 
 log = logging.getLogger(__name__)
 
@@ -79,45 +78,6 @@ def run_config(out: str | Path, files: Sequence[str | Path] = (), overrides: Seq
     return load_config(files, overrides, base=base)
 
 
-def build_optimizer(method: Method, cfg: Config) -> torch.optim.Optimizer:
-    """Adam(W) over the trainable parameters, fused into one kernel per step where they sit on a GPU."""
-    params = [p for p in method.parameters() if p.requires_grad]
-    kind = torch.optim.AdamW if cfg.optim.optimizer == "adamw" else torch.optim.Adam
-    on_gpu = bool(params) and params[0].device.type == "cuda"
-    return kind(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=on_gpu or None)
-
-
-def speed_up(method: Method, cfg: Config, device: torch.device) -> None:
-    """Fused attention on GPU; with train.compile (by default on GPU), each of the method's modules compiled in place
-    (`nn.Module.compile`: the state dict, hence every checkpoint, keeps its keys)."""
-    if device.type == "cuda":
-        fuse_attention(method)
-    if cfg.train.compile is True or (cfg.train.compile == "auto" and device.type == "cuda"):
-        for child in method.children():
-            child.compile(backend=cfg.train.compile_backend)
-
-
-def train_step(net: torch.nn.Module, method: Method, opt: torch.optim.Optimizer, batch, cfg: Config,
-               gen: torch.Generator, step: int, use_amp: bool, rank: int = 0
-               ) -> tuple[float, dict[str, float], bool]:
-    """One optimiser step of `method` (through `net`, its DDP wrapper or itself) on a batch already on
-    its device; returns the loss, the method's stats and whether the step was taken: a loss that is
-    not finite on some rank takes the step on no rank."""
-    torch.manual_seed(step_seed(cfg.train.seed, step, 1, rank))  # drop-path
-    gen.manual_seed(step_seed(cfg.train.seed, step, 2, rank))  # augmentation
-    with torch.autocast(gen.device.type, dtype=torch.bfloat16, enabled=use_amp):
-        loss, stats = net(batch, gen)
-    opt.zero_grad(set_to_none=True)
-    if not finite_on_every_rank(loss):
-        return float(loss.detach()), stats, False
-    loss.backward()
-    if cfg.optim.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
-    opt.step()
-    method.after_step()
-    return float(loss.detach()), stats, True
-
-
 @dataclass
 class Run:
     """Everything one `fit` call works with."""
@@ -126,7 +86,7 @@ class Run:
     net: torch.nn.Module
     opt: torch.optim.Optimizer
     cfg: Config
-    ctx: Dist
+    world: World
     out: Path
     sampler: EpochSampler
     check: EpochCheck | None
@@ -151,7 +111,7 @@ class Run:
         return core_fields(self.method.stat_names) + list(self.check.fields if self.check else ())
 
     def save(self, name: str) -> None:
-        if self.ctx.main:
+        if self.world.main:
             p = self.progress
             save_checkpoint(self.out / name, training_state(
                 self.method, self.opt, self.cfg,
@@ -165,35 +125,40 @@ def fit(method: Method, dataset: torch.utils.data.Dataset, cfg: Config, out: str
     """Train `method` on `dataset` (items keyed by (epoch, index)) for `cfg.optim.epochs`, writing
     config.yaml, log.csv, loss.png, summary.json and checkpoints (last.pt, epochNNNN.pt, best.pt
     with a `check.select`) to `out`; with `resume`, continue from out/last.pt. Returns last.pt."""
-    ctx = setup_distributed(cfg.train.device)
+    world = setup_distributed(cfg.train.device)
     out = Path(out)
-    method.to(ctx.device)
-    speed_up(method, cfg, ctx.device)
-    sampler = EpochSampler(len(dataset), cfg.train.batch_size, ctx.rank, ctx.world, cfg.train.seed)
+    method.to(world.device)
+    speed_up(method, cfg, world.device)
+    sampler = EpochSampler(len(dataset), cfg.train.batch_size, world.rank, world.size, cfg.train.seed)
     if sampler.batches_per_epoch == 0:
-        raise TrainingError(f"{len(dataset)} items, fewer than one global batch of {cfg.train.batch_size * ctx.world}; "
+        raise TrainingError(f"{len(dataset)} items, fewer than one global batch of {cfg.train.batch_size * world.size}; "
                             "lower train.batch_size")
-    net = torch.nn.parallel.DistributedDataParallel(method, broadcast_buffers=False) if ctx.world > 1 else method
-    run = Run(method, net, build_optimizer(method, cfg), cfg, ctx, out, sampler, check, cache_meta or {}, meta or {})
+    method.check_batch(cfg.train.batch_size * world.size, len(dataset))
+    net = torch.nn.parallel.DistributedDataParallel(method, broadcast_buffers=False) if world.size > 1 else method
+    run = Run(method, net, build_optimizer(method, cfg), cfg, world, out, sampler, check, cache_meta or {}, meta or {})
     # a worker that torchrun restarts after a failure (--max-restarts) goes on from last.pt by itself
     _start(run, resume or int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0)
-    if ctx.main:
+    if world.main:
         _check_disk(run)
         run.board = open_tensorboard(out / "tensorboard") if cfg.train.tensorboard else None
-    loader = training_loader(dataset, sampler, cfg, ctx.device, getattr(method.encoder, "input_kind", "spectrogram"))
-    gen = torch.Generator(device=ctx.device)
+    loader = training_loader(dataset, sampler, cfg, world.device, getattr(method.encoder, "input_kind", "spectrogram"))
+    gen = torch.Generator(device=world.device)
     run.clock = (time.perf_counter(), run.progress.step)
     while run.progress.epoch < cfg.optim.epochs and not _done(run.progress.step, cfg):
         train_one_epoch(run, loader, gen, progress)
         if run.epoch_complete:
             _end_epoch(run)
         run.save("last.pt")
-    if ctx.main:
+    if world.main:
         plot_run(out / "log.csv", out / "loss.png")
         write_json(out / "summary.json", run_summary(out / "log.csv", cfg, method.name))
         if run.board:
             run.board.close()
-    _check_ranks_agree(method, ctx)
+    sums = weight_checksums(method, world)
+    if len(set(sums)) != 1:
+        raise TrainingError(f"ranks disagree on the weights: {sums}")
+    if world.size > 1:
+        log.info("all %d ranks hold the same weights (checksum %.6f)", world.size, sums[0])
     return out / "last.pt"
 
 
@@ -211,7 +176,7 @@ def _start(run: Run, resume: bool) -> None:
         log.info("resumed %s at epoch %d, step %d", last, p["epoch"], p["step"])
     elif resume:
         log.info("nothing to resume in %s: starting afresh", run.out)
-    if run.ctx.main:
+    if run.world.main:
         run.out.mkdir(parents=True, exist_ok=True)
         save_config(run.cfg, run.out / "config.yaml")
         trim_log(run.out / "log.csv", run.progress.step, run.fields)
@@ -243,30 +208,30 @@ def train_one_epoch(run: Run, loader: torch.utils.data.DataLoader, gen: torch.Ge
     cfg, p, sampler = run.cfg, run.progress, run.sampler
     steps_per_epoch = sampler.batches_per_epoch
     total, warmup = cfg.optim.epochs * steps_per_epoch, round(cfg.optim.warmup_epochs * steps_per_epoch)
-    base_lr = cfg.optim.lr * cfg.train.batch_size * run.ctx.world / cfg.optim.lr_batch
-    use_amp = cfg.train.amp and run.ctx.device.type == "cuda"
+    base_lr = cfg.optim.lr * cfg.train.batch_size * run.world.size / cfg.optim.lr_batch
+    use_amp = cfg.train.amp and run.world.device.type == "cuda"
     sampler.epoch, sampler.start_batch = p.epoch, p.step - p.epoch * steps_per_epoch
     run.method.train()
-    bar = tqdm(loader, desc=f"epoch {p.epoch}", disable=not (progress and run.ctx.main), unit="batch")
+    bar = tqdm(loader, desc=f"epoch {p.epoch}", disable=not (progress and run.world.main), unit="batch")
     for batch in bar:
         # while warming up, step s takes the rate at s + 1: the first step is not at rate 0
         lr = warmup_cosine(p.step + 1 if p.step < warmup else p.step, total, warmup, base_lr, cfg.optim.min_lr)
         for group in run.opt.param_groups:
             group["lr"] = lr
-        loss, stats, taken = train_step(run.net, run.method, run.opt, to_device(batch, run.ctx.device), cfg, gen,
-                                        p.step, use_amp, run.ctx.rank)
+        loss, stats, taken = train_step(run.net, run.method, run.opt, to_device(batch, run.world.device), cfg, gen,
+                                        p.step, use_amp, run.world.rank)
         if not taken:
             _non_finite(run, loss)
         p.step += 1
         p.window.append((loss, stats))
-        rate = (p.step - run.clock[1]) * cfg.train.batch_size * run.ctx.world / (time.perf_counter() - run.clock[0])
+        rate = (p.step - run.clock[1]) * cfg.train.batch_size * run.world.size / (time.perf_counter() - run.clock[0])
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}",
                         **{k: f"{v:.2f}" for k, v in stats.items()})
-        if run.ctx.main and run.epoch_complete and run.check and run.check.due(p.epoch + 1, cfg.optim.epochs):
+        if run.world.main and run.epoch_complete and run.check and run.check.due(p.epoch + 1, cfg.optim.epochs):
             p.readings = run.check.measure(run.method)
             log.info("epoch %d: %s", p.epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in p.readings.items()))
         # an epoch's last steps, and a run's, are never left unlogged
-        if run.ctx.main and (p.step % cfg.train.log_every == 0 or run.epoch_complete or _done(p.step, cfg)):
+        if run.world.main and (p.step % cfg.train.log_every == 0 or run.epoch_complete or _done(p.step, cfg)):
             _log_row(run, lr, rate, run.elapsed)
         if cfg.train.checkpoint_steps and p.step % cfg.train.checkpoint_steps == 0:
             run.save("last.pt")
@@ -305,21 +270,9 @@ def _end_epoch(run: Run) -> None:
         run.save("best.pt")
     if p.epoch % cfg.train.checkpoint_every == 0 or p.epoch == cfg.optim.epochs:
         run.save(f"epoch{p.epoch:04d}.pt")
-        if run.ctx.main:
+        if run.world.main:
             plot_run(run.out / "log.csv", run.out / "loss.png")
 
 
 def _done(step: int, cfg: Config) -> bool:
     return bool(cfg.train.max_steps) and step >= cfg.train.max_steps
-
-
-def _check_ranks_agree(model: torch.nn.Module, ctx: Dist) -> None:
-    """Under DDP, confirm every rank ends with the same weights (logged, raises if not)."""
-    if ctx.world == 1:
-        return
-    total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
-    parts = [torch.zeros_like(total) for _ in range(ctx.world)]
-    dist.all_gather(parts, total)
-    if len({float(p) for p in parts}) != 1:
-        raise TrainingError(f"ranks disagree on the weights: {[float(p) for p in parts]}")
-    log.info("all %d ranks hold the same weights (checksum %.6f)", ctx.world, float(total))

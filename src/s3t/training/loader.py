@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from s3t.config import Config
+from s3t.config.schema import Config
 from s3t.seeds import seed_of
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from s3t.audio import FLOOR_DB
-from s3t.config import AugmentConfig
+from s3t.audio.constant_q import FLOOR_DB
+from s3t.config.schema import AugmentConfig
 
 
 def _rand(shape: tuple, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from s3t.audio import FLOOR_DB
+from s3t.audio.constant_q import FLOOR_DB
+from s3t.config.schema import input_frames, PREPROCESSORS
 
 
 def fold_time(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -40,24 +41,12 @@ def pad_frequency(x: torch.Tensor, size: int, value: float = FLOOR_DB) -> torch.
     return torch.nn.functional.pad(x, (0, 0, 0, size - F), value=value)
 
 
-PREPROCESSORS = ("time_fold", "freq_tile")
-
-
 def normalize_db(x: torch.Tensor) -> torch.Tensor:
     """Fixed affine map of dB values to the model's range: floor (−100 dB) -> −1, 0 dB -> +1.
 
     Fixed rather than fitted, so that a checkpoint needs no dataset statistics.
     """
     return (x - FLOOR_DB) / (-FLOOR_DB / 2) - 1.0
-
-
-def input_frames(preprocessor: str, size: int = 256, n: int | None = None) -> int:
-    """How many CQT frames a pre-processor turns into a size × size input (768 / 256 by default)."""
-    if preprocessor == "time_fold":
-        return size * (n or 3)
-    if preprocessor == "freq_tile":
-        return size
-    raise ValueError(f"unknown pre-processor {preprocessor!r}; expected one of {PREPROCESSORS}")
 
 
 def to_model_input(x: torch.Tensor, preprocessor: str = "time_fold", size: int = 256,

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from s3t.audio.decode import SAMPLE_RATE
-from s3t.config import ClmrConfig
+from s3t.config.schema import ClmrConfig
 from s3t.transforms.augment import loop_to
 
 

@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from s3t.files import write_json, write_text
+from s3t.data.datasets import HEADLINE, load_dataset
+from s3t.io.files import write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ def _measured(runner: Runner, row: Row) -> tuple[list[str], str]:
             continue
         metrics = json.loads(runner.metrics_file(keys[-1]).read_text())
         level = "track"
-        names = ["pr_auc_macro", "roc_auc_macro"] if metrics["multilabel"] else ["top1_accuracy", "top5_accuracy"]
+        names = HEADLINE[metrics["multilabel"]][::-1 if metrics["multilabel"] else 1]  # the paper: PR-AUC first
         per_seed.append([metrics[level][n]["mean"] for n in names])
         spreads.append([metrics[level][n]["values"] for n in names])
     if not per_seed:
@@ -302,6 +303,4 @@ def render_tables(runner: Runner) -> str:
 def _multilabel(runner: Runner) -> bool:
     for path in (runner.out / "probe").glob("*/metrics.json"):
         return bool(json.loads(path.read_text())["multilabel"])
-    from s3t.datasets import load_dataset
-
     return load_dataset(runner.dataset, runner.root).multilabel

@@ -2,7 +2,7 @@
 
 One random crop per item (the pre-training crop ratio), the same spectrogram augmentations, a
 linear head, cross-entropy (classes) or binary cross-entropy (tags), AdamW with warm-up and
-cosine decay, through the training loop every method shares (`s3t.engine`). The epoch with the
+cosine decay, through the training loop every method shares (`s3t.training.engine`). The epoch with the
 best validation score is kept as `best.pt`, a checkpoint of the one schema, so `load_encoder` and
 the linear probe read it like any other encoder.
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s3t.config import Config
+from s3t.config.schema import Config
 from s3t.data.datasets import LabeledSet
 from s3t.data.labeled_cache import LabeledCache
 from s3t.data.views import LabeledCrops
-from s3t.eval.linear_eval import score_test_split
+from s3t.eval.linear_eval import linear_eval, score_test_split
 from s3t.eval.probe import Probe, validation_score
 from s3t.inference.encoders import Encoder
 from s3t.inference.features import extract_features
@@ -30,6 +30,7 @@ from s3t.io.files import write_json
 from s3t.methods.supervised import Supervised
 from s3t.models.backbones import build_encoder
 from s3t.seeds import seed_of
+from s3t.training.engine import EpochCheck, fit
 
 
 def head_probe(layer: torch.nn.Linear, multilabel: bool) -> Probe:
@@ -64,6 +65,21 @@ def train_supervised(dataset: LabeledSet, cfg: Config, out: str | Path, label_fr
         check=EpochCheck(validation, ("valid_score",), select="valid_score"),
         meta={"classes": dataset.classes, "dataset": dataset.name})
     return _test(out, data)
+
+
+def supervised_then_probe(dataset: LabeledSet, cfg: Config, out: str | Path, label_fraction: float = 1.0,
+                          seed: int = 0, probe_seeds: int = 1, cache_dir: str | Path | None = None,
+                          clip_seconds: float = 0.0, workers: int = 2, resume: bool = False,
+                          progress: bool = True) -> tuple[dict, dict]:
+    """`s3t supervised`: train end to end (`train_supervised`), then linear-probe the frozen best.pt like any
+    other encoder into `out`/linear-eval; returns the end-to-end metrics and the probe's."""
+    cache_dir = cache_dir or Path(out) / "cache"
+    own = train_supervised(dataset, cfg, out, label_fraction=label_fraction, seed=seed, cache_dir=cache_dir,
+                           clip_seconds=clip_seconds, workers=workers, resume=resume, progress=progress)
+    probed = linear_eval(dataset, load_encoder(Path(out) / "best.pt"), Path(out) / "linear-eval", cfg.probe,
+                         label_fraction=label_fraction, seeds=probe_seeds, cache_dir=cache_dir,
+                         clip_seconds=clip_seconds, workers=workers, progress=progress)
+    return own, probed
 
 
 def _features(encoder: Encoder, data: LabeledCache, split: str) -> np.ndarray:

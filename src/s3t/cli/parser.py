@@ -1,13 +1,14 @@
-"""`s3t` command line: thin argparse subcommands over the library functions."""
+"""The `s3t` command line's arguments: one subparser per command, each bound to its `commands.run_*`."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
-from pathlib import Path
 
-from s3t import __version__
+from s3t.cli import commands
+from s3t.data.datasets import LOADERS
+from s3t.devices import resolve_device
+from s3t.version import __version__
+from s3t.workflows.reproduce import BUDGETS
 
 
 def _positive_int(text: str) -> int:
@@ -18,8 +19,6 @@ def _positive_int(text: str) -> int:
 
 
 def _device(text: str) -> str:
-    from s3t.devices import resolve_device
-
     try:
         return str(resolve_device(text))
     except ValueError as e:
@@ -63,17 +62,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="prepare only the K-th of N interleaved shares of the sources (one per machine); "
                    "`pretrain --data` reads the N caches as one corpus")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_prepare)
-
-
-def _run_prepare(args: argparse.Namespace) -> int:
-    from s3t.prepare import prepare
-
-    summary = prepare(args.input, args.out, workers=args.workers, time_compression=args.time_compression,
-                      clip_seconds=args.clip_seconds, device=args.device, shard_mb=args.shard_mb,
-                      progress=not args.no_progress, part=args.part)
-    print(summary)
-    return 0 if summary.written or summary.already_done else 1
+    p.set_defaults(func=commands.run_prepare)
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
@@ -93,26 +82,7 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--monitor", nargs=2, metavar=("DATASET", "ROOT"),
                    help="a labeled single-label set (as for linear-eval) whose validation split is read with a "
                         "k-NN and a linear probe every train.monitor_every epochs, into log.csv and loss.png")
-    p.set_defaults(func=_run_pretrain)
-
-
-def _run_pretrain(args: argparse.Namespace) -> int:
-    from s3t.engine import run_config
-    from s3t.train import pretrain
-
-    cfg = run_config(args.out, args.config, args.overrides, resume=args.resume)
-    monitor = None
-    if getattr(args, "monitor", None):
-        from s3t.cache import open_corpus
-        from s3t.monitor import build_monitor
-
-        meta = open_corpus(args.data).meta
-        monitor = build_monitor(*args.monitor, Path(args.out) / "monitor", int(meta.get("time_compression", 1)),
-                                float(meta.get("clip_seconds", 0.0)), progress=not args.no_progress)
-    path = pretrain(cfg, args.data, args.out, resume=args.resume, split=args.split, progress=not args.no_progress,
-                    monitor=monitor)
-    print(f"checkpoint: {path}")
-    return 0
+    p.set_defaults(func=commands.run_pretrain)
 
 
 def _add_clmr(sub: argparse._SubParsersAction) -> None:
@@ -128,7 +98,7 @@ def _add_clmr(sub: argparse._SubParsersAction) -> None:
     _add_overrides(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_pretrain, split=None)  # `s3t pretrain --config clmr` under its own name
+    p.set_defaults(func=commands.run_pretrain, split=None)  # `s3t pretrain --config clmr` under its own name
 
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
@@ -142,18 +112,6 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-compression", type=_positive_int, default=1, metavar="C",
                    help="with --encoder random: the cache's time compression (a checkpoint knows its own)")
     p.add_argument("--device", type=_device, default="cpu", help="where the encoder runs: cpu, cuda, cuda:1 …")
-
-
-def _encoder(args: argparse.Namespace):
-    from s3t.config import load_config
-    from s3t.encoder import CqtStatsEncoder, load_encoder, random_encoder
-
-    if args.checkpoint:  # its model comes with it: --set model.* may only change how it is read out
-        return load_encoder(args.checkpoint, args.device, [o for o in args.overrides if o.startswith("model.")])
-    if args.encoder == "cqt-stats":
-        return CqtStatsEncoder(args.time_compression)
-    cfg = load_config(args.config, args.overrides)
-    return random_encoder(cfg.model, seed=cfg.train.seed, time_compression=args.time_compression, device=args.device)
 
 
 def _add_embed(sub: argparse._SubParsersAction) -> None:
@@ -171,31 +129,11 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
                    help="keep finished work every N tracks (what a killed run does not redo)")
     p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_embed)
-
-
-def _run_embed(args: argparse.Namespace) -> int:
-    from s3t.cache import open_cache
-    from s3t.encoder import embed_cache_to_file
-    from s3t.prepare import prepare
-
-    encoder = _encoder(args)
-    source, out = Path(args.input), Path(args.out)
-    if not (source / "index.sqlite").exists():
-        cache_dir = out.with_name(out.name + ".cache")
-        print(prepare(source, cache_dir, workers=args.workers, time_compression=encoder.time_compression,
-                      device=args.device, progress=not args.no_progress))
-        source = cache_dir
-    path = embed_cache_to_file(open_cache(source), encoder, out, windows=args.windows, batch_size=args.batch_size,
-                               chunk=args.save_every, progress=not args.no_progress)
-    print(f"features: {path}")
-    return 0
+    p.set_defaults(func=commands.run_embed)
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
     """A labelled dataset, where its audio is cached, and how it is cut: linear-eval and supervised."""
-    from s3t.datasets import LOADERS
-
     p.add_argument("--dataset", required=True, choices=sorted(LOADERS), help="layout of ROOT")
     p.add_argument("--root", required=True, help="dataset folder as downloaded (csv: the manifest file)")
     p.add_argument("--out", required=True, help="output folder")
@@ -219,26 +157,7 @@ def _add_linear_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_positive_int, default=1, help="probes with seeds 0..N-1; mean ± std reported")
     p.add_argument("--windows", action="store_true", default=None, help="embed the mean over sliding windows "
                    "(default: the encoder config's model.embedding)")
-    p.set_defaults(func=_run_linear_eval)
-
-
-def _run_linear_eval(args: argparse.Namespace) -> int:
-    from s3t.config import load_config
-    from s3t.datasets import load_dataset
-    from s3t.evaluate import linear_eval, summary_markdown
-    from s3t.export import saved_config
-
-    dataset = load_dataset(args.dataset, args.root, seed=args.split_seed)
-    encoder = _encoder(args)
-    # a checkpoint's own probe settings come first: a recipe carries them (then --config, --set)
-    base = saved_config(args.checkpoint) if args.checkpoint else None
-    metrics = linear_eval(dataset, encoder, args.out, load_config(args.config, args.overrides, base=base).probe,
-                          label_fraction=args.label_fraction, seeds=args.seeds, cache_dir=args.cache,
-                          clip_seconds=args.clip_seconds, windows=args.windows, workers=args.workers,
-                          progress=not args.no_progress)
-    print(summary_markdown(metrics))
-    print(f"written to {args.out}")
-    return 0
+    p.set_defaults(func=commands.run_linear_eval)
 
 
 def _add_supervised(sub: argparse._SubParsersAction) -> None:
@@ -254,38 +173,10 @@ def _add_supervised(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, crops and label draw")
     p.add_argument("--probe-seeds", type=_positive_int, default=1, help="linear probes on the frozen features")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
-    p.set_defaults(func=_run_supervised)
-
-
-def _run_supervised(args: argparse.Namespace) -> int:
-    from s3t.datasets import load_dataset
-    from s3t.encoder import load_encoder
-    from s3t.evaluate import linear_eval, summary_markdown
-    from s3t.engine import run_config
-    from s3t.supervised import train_supervised
-
-    cfg = run_config(args.out, args.config, args.overrides, resume=args.resume)
-    dataset = load_dataset(args.dataset, args.root, seed=args.split_seed)
-    out = Path(args.out)
-    cache = args.cache or out / "cache"
-    own = train_supervised(dataset, cfg, out, label_fraction=args.label_fraction, seed=args.seed, cache_dir=cache,
-                           clip_seconds=args.clip_seconds, workers=args.workers, resume=args.resume,
-                           progress=not args.no_progress)
-    level = "track"
-    print(f"end to end (epoch {own['best_epoch']}): " +
-          ", ".join(f"{name} {own[level][name]:.4f}" for name in dataset.headline))
-    metrics = linear_eval(dataset, load_encoder(out / "best.pt"), out / "linear-eval", cfg.probe,
-                          label_fraction=args.label_fraction, seeds=args.probe_seeds, cache_dir=cache,
-                          clip_seconds=args.clip_seconds, workers=args.workers, progress=not args.no_progress)
-    print(summary_markdown(metrics))
-    print(f"written to {out}")
-    return 0
+    p.set_defaults(func=commands.run_supervised)
 
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
-    from s3t.datasets import LOADERS
-    from s3t.reproduce import BUDGETS
-
     p = sub.add_parser("reproduce", help="the paper's Tables 1-4 on your corpus, dataset and budget",
                        description="Pre-train (S3T with each backbone and pre-processor), train the Supervised "
                                    "baseline, probe everything and Random Init at 1/10/100 %% of the labels, each "
@@ -300,17 +191,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-seconds", type=float, default=0.0, help="probe (and train Supervised) on clips of S "
                    "seconds; scores per track from the mean of its clips")
     p.add_argument("--workers", type=_non_negative_int, default=2, help="decoder processes for preparing audio")
-    p.set_defaults(func=_run_reproduce)
-
-
-def _run_reproduce(args: argparse.Namespace) -> int:
-    from s3t.reproduce import Runner
-
-    tables = Runner(args.corpus, args.dataset, args.root, args.budget, args.out, workers=args.workers,
-                    clip_seconds=args.clip_seconds).run()
-    print(tables.read_text())
-    print(f"written to {tables}")
-    return 0
+    p.set_defaults(func=commands.run_reproduce)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -321,14 +202,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a training checkpoint (last.pt, best.pt …)")
     p.add_argument("out", help="output folder")
     p.add_argument("--licence", default="unspecified", help="the licence field of the model card")
-    p.set_defaults(func=_run_export)
-
-
-def _run_export(args: argparse.Namespace) -> int:
-    from s3t.export import export
-
-    print(f"exported to {export(args.checkpoint, args.out, args.licence)}")
-    return 0
+    p.set_defaults(func=commands.run_export)
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
@@ -341,18 +215,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=_positive_int, default=3, help="how many labels per file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--device", type=_device, default="cpu", help="where the encoder runs: cpu, cuda, cuda:1 …")
-    p.set_defaults(func=_run_predict)
-
-
-def _run_predict(args: argparse.Namespace) -> int:
-    import json
-
-    from s3t.encoder import load_encoder
-    from s3t.evaluate import format_predictions, predict
-
-    results = predict(args.files, load_encoder(args.checkpoint, args.device), args.probe, top_k=args.top)
-    print(json.dumps(results, indent=2) if args.json else format_predictions(results))
-    return 0 if any("top" in r for r in results) else 1
+    p.set_defaults(func=commands.run_predict)
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -369,18 +232,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                    help="preset or YAML file for pre-training (repeatable; default: cpu-small, then demo)")
     _add_overrides(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run_demo)
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from s3t.demo import CONFIGS, run_demo
-
-    report = run_demo(args.out, minutes=args.minutes, tracks_per_style=args.tracks_per_style, workers=args.workers,
-                      configs=tuple(args.config) or CONFIGS, overrides=tuple(args.overrides),
-                      progress=not args.no_progress)
-    print(report.read_text())
-    print(f"report: {report.resolve()}")
-    return 0
+    p.set_defaults(func=commands.run_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -400,30 +252,3 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_demo(sub)
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    from s3t.audio import AudioError
-    from s3t.cache import CacheError
-    from s3t.checkpoint import CheckpointError
-    from s3t.files import StorageError
-    from s3t.prepare import InputError
-    from s3t.engine import TrainingError
-
-    try:
-        return args.func(args)
-    except (InputError, CacheError, AudioError, CheckpointError, TrainingError, StorageError, ValueError) as e:
-        logging.getLogger("s3t").debug("traceback", exc_info=True)  # `s3t -v …` shows where it came from
-        print(f"s3t {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # an output folder we may not write to, a vanished input, …: no traceback needed
-        logging.getLogger("s3t").debug("traceback", exc_info=True)
-        print(f"s3t {args.command}: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
