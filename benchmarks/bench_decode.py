@@ -11,7 +11,7 @@ import csv
 import json
 import time
 
-from s3t.audio import _read_ffmpeg, _read_soundfile
+from s3t.audio.decode import _read_ffmpeg, _read_soundfile
 
 
 def main() -> None:

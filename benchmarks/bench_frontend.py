@@ -26,8 +26,8 @@ import soundfile as sf
 import soxr
 import torch
 
-from s3t import audio
-from s3t.prepare import log_cqt_frames
+from s3t.audio import constant_q, decode
+from s3t.audio.constant_q import log_cqt_frames
 
 CLIP_SECONDS = 30.0
 
@@ -41,12 +41,12 @@ def timed(fn, *args, repeat: int = 1):
 
 
 def bench_cqt(clips: np.ndarray) -> dict:
-    kw = dict(sr=audio.SAMPLE_RATE, hop_length=audio.HOP_LENGTH, fmin=librosa.note_to_hz("C1"), n_bins=84,
+    kw = dict(sr=decode.SAMPLE_RATE, hop_length=constant_q.HOP_LENGTH, fmin=librosa.note_to_hz("C1"), n_bins=84,
               bins_per_octave=12)
     t_librosa, ref = timed(lambda: [np.abs(librosa.cqt(c, **kw)) for c in clips])
     x = torch.from_numpy(clips)
-    t_ours, ours = timed(lambda: audio.cqt(x, log=False), repeat=3)
-    t_single, _ = timed(lambda: [audio.cqt(c, log=False) for c in x])
+    t_ours, ours = timed(lambda: constant_q.cqt(x, log=False), repeat=3)
+    t_single, _ = timed(lambda: [constant_q.cqt(c, log=False) for c in x])
     errors = [np.linalg.norm(o - r) / np.linalg.norm(r) for o, r in zip(ours.numpy(), ref)]
     result = {"clips": len(clips), "librosa_ms_per_clip": 1e3 * t_librosa / len(clips),
               "s3t_batched_ms_per_clip": 1e3 * t_ours / len(clips),
@@ -57,7 +57,7 @@ def bench_cqt(clips: np.ndarray) -> dict:
         xg = x.cuda()
 
         def on_gpu():
-            out = audio.cqt(xg, log=False)
+            out = constant_q.cqt(xg, log=False)
             torch.cuda.synchronize()
             return out
 
@@ -78,7 +78,7 @@ def bench_parts(paths: list[str]) -> dict:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
         mono = data.mean(axis=1)
         t1 = time.perf_counter()
-        wave = soxr.resample(mono, sr, audio.SAMPLE_RATE, quality="HQ") if sr != audio.SAMPLE_RATE else mono
+        wave = soxr.resample(mono, sr, decode.SAMPLE_RATE, quality="HQ") if sr != decode.SAMPLE_RATE else mono
         t2 = time.perf_counter()
         log_cqt_frames(wave, 1)
         t3 = time.perf_counter()
@@ -152,7 +152,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = [rows[i] for i in rng.permutation(len(rows))]
 
-    clips = np.stack([audio.load_audio(r["path"], offset=10.0, duration=CLIP_SECONDS)[: int(CLIP_SECONDS * 22050)]
+    clips = np.stack([decode.load_audio(r["path"], offset=10.0, duration=CLIP_SECONDS)[: int(CLIP_SECONDS * 22050)]
                       for r in rows[: args.clips]])
     results = {"torch_threads": torch.get_num_threads(), "cqt": bench_cqt(clips)}
     paths = [r["path"] for r in rows[: args.tracks or len(rows)]]

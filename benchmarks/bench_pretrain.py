@@ -25,13 +25,16 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from s3t.cache import CacheWriter, Track, open_cache
-from s3t.prepare import cache_meta
-from s3t.config import load_config
-from s3t.engine import EpochSampler, build_optimizer, train_step
-from s3t.augment import resize_time, sample_crop_windows
-from s3t.methods import build_method, spectrogram_views
-from s3t.train import TwoCropDataset
+from s3t.config.loading import load_config
+from s3t.data.cache import open_cache
+from s3t.data.cache_writer import CacheWriter, Track
+from s3t.data.preparation import cache_meta
+from s3t.data.views import TwoCropDataset
+from s3t.methods.base import spectrogram_views
+from s3t.methods.registry import build_method
+from s3t.training.loader import EpochSampler
+from s3t.training.step import build_optimizer, train_step
+from s3t.transforms.augment import resize_time, sample_crop_windows
 
 
 def mean_time(fn, steps: int) -> float:

@@ -13,13 +13,13 @@ import argparse
 import json
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
-from s3t.config import load_config
-from collections import Counter
-
-from s3t.datasets import load_csv, with_validation
-from s3t.demo import pretrain_and_probe
+from s3t.config.loading import load_config
+from s3t.data.datasets import load_csv
+from s3t.data.labeled_set import with_validation
+from s3t.workflows.demo import pretrain_and_probe
 
 
 def main() -> None:

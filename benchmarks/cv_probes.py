@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from s3t.config import ProbeConfig
-from s3t.encoder import read_features
-from s3t.evaluate import hits_per_track, load_probe
-from s3t.probe import train_probe
+from s3t.config.schema import ProbeConfig
+from s3t.eval.linear_eval import hits_per_track
+from s3t.eval.predict import load_probe
+from s3t.eval.probe import train_probe
+from s3t.inference.features import read_features
 
 sys.path.insert(0, str(Path(__file__).parent))
 from paired_probes import over_seeds, parse_pairs, report  # noqa: E402

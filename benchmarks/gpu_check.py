@@ -28,12 +28,14 @@ import torch
 from torch._dynamo.utils import counters
 from torch.utils.flop_counter import FlopCounterMode
 
-from s3t.cache import CacheWriter, Track, open_cache
-from s3t.config import load_config
-from s3t.engine import build_optimizer, speed_up, training_loader, train_step
-from s3t.methods import build_method
-from s3t.prepare import cache_meta
-from s3t.train import TwoCropDataset
+from s3t.config.loading import load_config
+from s3t.data.cache import open_cache
+from s3t.data.cache_writer import CacheWriter, Track
+from s3t.data.preparation import cache_meta
+from s3t.data.views import TwoCropDataset
+from s3t.methods.registry import build_method
+from s3t.training.loader import training_loader
+from s3t.training.step import build_optimizer, speed_up, train_step
 
 ROOT = Path(__file__).resolve().parent.parent
 PEAK_BF16 = 790e12  # an H100/H200's dense bf16 matrix rate, as measured on these machines
@@ -83,16 +85,16 @@ def cuda_tests(size: dict, device: torch.device, work: Path) -> dict:
 
 
 def cqt_check(size: dict, device: torch.device, work: Path) -> dict:
-    from s3t import audio
-    from s3t.synth import STYLES, synth_track
+    from s3t.audio import constant_q
+    from s3t.audio.synth import STYLES, synth_track
 
     styles = list(STYLES)
     clips = torch.from_numpy(np.stack([synth_track(styles[s % len(styles)], seed=s, sections=1,
                                                    section_seconds=size["clip_s"]) for s in range(size["clips"])]))
-    reference = audio.cqt(clips, log=False)
-    on_device = audio.cqt(clips.to(device), log=False)
+    reference = constant_q.cqt(clips, log=False)
+    on_device = constant_q.cqt(clips.to(device), log=False)
     error = float((on_device.cpu() - reference).abs().max() / reference.abs().max())
-    per_clip = timed(lambda: audio.cqt(clips.to(device), log=False), 3, device) / len(clips)
+    per_clip = timed(lambda: constant_q.cqt(clips.to(device), log=False), 3, device) / len(clips)
     result = {"clips": len(clips), "clip_s": size["clip_s"], "seconds_per_clip": per_clip, "max_error_vs_cpu": error}
     try:
         import librosa
@@ -192,7 +194,8 @@ def end_to_end(size: dict, device: torch.device, work: Path) -> dict:
 
 
 def embed_check(size: dict, device: torch.device, work: Path) -> dict:
-    from s3t.encoder import extract_features, load_encoder
+    from s3t.inference.features import extract_features
+    from s3t.inference.load import load_encoder
 
     last = work / "e2e-run" / "last.pt"
     cache = open_cache(work / "cache")

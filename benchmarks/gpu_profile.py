@@ -12,11 +12,12 @@ import argparse
 import time
 
 import torch
-
 from gpu_check import synchronize
-from s3t.config import load_config
-from s3t.engine import build_optimizer, speed_up, train_step
-from s3t.methods import build_method, spectrogram_views
+
+from s3t.config.loading import load_config
+from s3t.methods.base import spectrogram_views
+from s3t.methods.registry import build_method
+from s3t.training.step import build_optimizer, speed_up, train_step
 
 
 def median_ms(fn, device: torch.device, repeats: int = 10) -> float:

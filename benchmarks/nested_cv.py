@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s3t.probe import train_probe
+from s3t.eval.probe import train_probe
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cv_probes import fold_hits, folds, labelled_features  # noqa: E402

@@ -27,11 +27,14 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from s3t.cache import open_cache
-from s3t.config import ProbeConfig, load_config
-from s3t.encoder import CqtStatsEncoder, Encoder, extract_features, load_encoder, random_encoder
-from s3t.models import build_encoder
-from s3t.probe import train_probe
+from s3t.config.loading import load_config
+from s3t.config.schema import ProbeConfig
+from s3t.data.cache import open_cache
+from s3t.eval.probe import train_probe
+from s3t.inference.encoders import CqtStatsEncoder, Encoder, random_encoder
+from s3t.inference.features import extract_features
+from s3t.inference.load import load_encoder
+from s3t.models.backbones import build_encoder
 
 
 def dev_split(cache, seed: int = 0) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:

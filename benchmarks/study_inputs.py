@@ -24,11 +24,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from study_features import cv_top1, dev_split, read_out  # noqa: E402
 
-from s3t.augment import resize_time  # noqa: E402
-from s3t.cache import open_cache  # noqa: E402
-from s3t.config import load_config  # noqa: E402
-from s3t.encoder import (CqtStatsEncoder, Encoder, embed_clips, extract_features, load_encoder,  # noqa: E402
-                         random_encoder)
+from s3t.config.loading import load_config  # noqa: E402
+from s3t.data.cache import open_cache  # noqa: E402
+from s3t.inference.encoders import CqtStatsEncoder, Encoder, random_encoder  # noqa: E402
+from s3t.inference.features import embed_clips, extract_features  # noqa: E402
+from s3t.inference.load import load_encoder  # noqa: E402
+from s3t.transforms.augment import resize_time  # noqa: E402
 
 FITS = ("stretch", "loop", "pad")
 

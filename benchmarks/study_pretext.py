@@ -31,12 +31,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from study_features import READOUTS, dev_split, read_out  # noqa: E402
 
-from s3t.cache import open_cache, open_corpus  # noqa: E402
-from s3t.checkpoint import load_checkpoint, restore_method  # noqa: E402
-from s3t.config import load_config  # noqa: E402
-from s3t.encoder import CqtStatsEncoder, extract_features, load_encoder, random_encoder  # noqa: E402
-from s3t.methods import build_method, spectrogram_views  # noqa: E402
-from s3t.train import TwoCropDataset, track_groups  # noqa: E402
+from s3t.config.loading import load_config  # noqa: E402
+from s3t.data.cache import open_cache, open_corpus  # noqa: E402
+from s3t.data.views import TwoCropDataset, track_groups  # noqa: E402
+from s3t.inference.encoders import CqtStatsEncoder, random_encoder  # noqa: E402
+from s3t.inference.features import extract_features  # noqa: E402
+from s3t.inference.load import load_encoder  # noqa: E402
+from s3t.io.checkpoint import load_checkpoint, restore_method  # noqa: E402
+from s3t.methods.base import spectrogram_views  # noqa: E402
+from s3t.methods.registry import build_method  # noqa: E402
 
 
 def standardised(x: np.ndarray) -> np.ndarray:
@@ -104,7 +107,7 @@ def queue(args) -> None:
     data = TwoCropDataset(corpus, list(range(len(corpus))), cfg.model.frames, cfg.augment, seed=123)
     views = torch.stack([data[(0, i)][0] for i in items])
     x = spectrogram_views(views, cfg, torch.Generator().manual_seed(0))
-    q, k = method.encode_queries(x[:, 0]), method.encode_keys(x[:, 1])
+    q, k = method.project_queries(method.query_features(x[:, 0])), method.encode_keys(x[:, 1])
     positive, fresh, queued = (q * k).sum(1), q @ k.T, q @ method.queue
     fresh.fill_diagonal_(float("-inf"))
     others = fresh[torch.isfinite(fresh)]

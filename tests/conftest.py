@@ -26,7 +26,7 @@ def realmusic_paths() -> list[str]:
 def cache(tmp_path_factory) -> Path:
     """A prepared cache of 16 synthetic 4-s tracks: two batches of 8 per epoch for the training tests."""
     from audio_fixtures import write_music
-    from s3t.prepare import prepare
+    from s3t.data.preparation import prepare
 
     audio_dir = tmp_path_factory.mktemp("train_audio")
     for i in range(16):
@@ -49,7 +49,7 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def prepared(corpus, tmp_path_factory) -> Path:
     """`corpus` prepared (read it, never change it)."""
-    from s3t.prepare import prepare
+    from s3t.data.preparation import prepare
 
     out = tmp_path_factory.mktemp("cache")
     prepare(corpus, out, workers=0, progress=False)

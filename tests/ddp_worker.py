@@ -10,9 +10,9 @@ import sys
 
 import torch
 
-from s3t.config import load_config
-from s3t.engine import TrainingError, fit
-from s3t.methods import Method
+from s3t.config.loading import load_config
+from s3t.methods.base import Method
+from s3t.training.engine import TrainingError, fit
 
 
 class Draws(Method):

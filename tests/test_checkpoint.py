@@ -5,9 +5,16 @@ import os
 import pytest
 import torch
 
-from s3t.checkpoint import FORMAT, SCHEMA, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from s3t.config import load_config
-from s3t.methods import build_method
+from s3t.config.loading import load_config
+from s3t.io.checkpoint import (
+    FORMAT,
+    SCHEMA,
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from s3t.methods.registry import build_method
 
 
 def test_checkpoints_are_atomic_and_load_safely(tmp_path):
@@ -50,7 +57,7 @@ def _moco_state():
 
 
 def test_every_training_checkpoint_has_the_documented_schema(tmp_path):
-    from s3t.checkpoint import training_state
+    from s3t.io.checkpoint import training_state
 
     method, cfg, opt = _moco_state()
     state = training_state(method, opt, cfg, {"step": 3, "epoch": 1, "best": 0.5}, {"time_compression": 1}, {})
@@ -70,8 +77,8 @@ def test_every_training_checkpoint_has_the_documented_schema(tmp_path):
 
 def test_a_checkpoint_from_before_the_schema_still_loads_and_resumes(tmp_path):
     """Format 0 (up to 0.1.0): MoCo's whole state under `model`, the query encoder prefixed `encoder_q.`."""
-    from s3t.checkpoint import restore_method
-    from s3t.encoder import load_encoder
+    from s3t.inference.load import load_encoder
+    from s3t.io.checkpoint import restore_method
 
     method, cfg, opt = _moco_state()
     old = {f"encoder_q.{k}" if k.startswith("encoder.") else k: v for k, v in method.state_dict().items()}

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+import s3t.eval.linear_eval  # noqa: F401  imported up front: the one-second budget is for failing, not for importing timm
 from audio_fixtures import write_music
-import s3t.evaluate  # noqa: F401  imported up front: the one-second budget is for failing, not for importing timm
 from s3t.cli import main as cli
-from s3t.prepare import prepare
+from s3t.data.preparation import prepare
 
 TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
 

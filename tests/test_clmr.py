@@ -13,11 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from audio_fixtures import write_labeled_music, write_music
-from s3t.clmr import augment_waves, nt_xent
-from s3t.config import ClmrConfig, ModelConfig
-from s3t.encoder import WaveEncoder, embed, load_encoder
-from s3t.models import SAMPLES, build_encoder
-from s3t.prepare import prepare
+from s3t.config.schema import ClmrConfig, ModelConfig
+from s3t.data.preparation import prepare
+from s3t.inference.encoders import WaveEncoder
+from s3t.inference.features import embed
+from s3t.inference.load import load_encoder
+from s3t.methods.simclr import nt_xent
+from s3t.models.backbones import SAMPLES, build_encoder
+from s3t.transforms.waves import augment_waves
 
 NONE = ClmrConfig(**{f.name: 0.0 for f in dataclasses.fields(ClmrConfig) if f.name.endswith("_p")})
 

@@ -3,7 +3,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s3t.config import Config, ConfigError, load_config, parse_override, presets, save_config
+from s3t.config.loading import (
+    ConfigError,
+    load_config,
+    parse_override,
+    presets,
+    save_config,
+)
+from s3t.config.schema import Config
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 

@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from s3t.datasets import (DatasetError, load_csv, load_dataset, load_fma, load_folder, load_gtzan, load_mtat,
-                          stratified_split, with_validation)
+from s3t.data.datasets import (
+    load_csv,
+    load_dataset,
+    load_fma,
+    load_folder,
+    load_gtzan,
+    load_mtat,
+)
+from s3t.data.labeled_set import DatasetError, stratified_split, with_validation
 
 SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "splits"
 
@@ -177,7 +184,7 @@ def test_item_paths_are_absolute_from_a_relative_root(tmp_path, monkeypatch):
 def test_every_loader_takes_the_split_seed_so_none_is_called_by_name():
     import inspect
 
-    from s3t.datasets import LOADERS
+    from s3t.data.datasets import LOADERS
 
     for name, loader in LOADERS.items():
         assert inspect.signature(loader).parameters["seed"].default == 0, name

@@ -5,11 +5,12 @@ import json
 import subprocess
 import sys
 
-from s3t import synth
-from s3t.audio import HOP_LENGTH, SAMPLE_RATE
-from s3t.config import load_config
-from s3t.demo import CONFIGS, demo_report, plan_epochs
-from s3t.evaluate import HEADLINE
+from s3t.audio import synth
+from s3t.audio.constant_q import HOP_LENGTH
+from s3t.audio.decode import SAMPLE_RATE
+from s3t.config.loading import load_config
+from s3t.data.labeled_set import HEADLINE
+from s3t.workflows.demo import CONFIGS, demo_report, plan_epochs
 
 
 def test_demo_runs_to_its_report(tmp_path):

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import torch
-
 from processes import launched, run_group
-from s3t.checkpoint import load_checkpoint
+
+from s3t.io.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).parent / "ddp_worker.py"
 TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
@@ -107,7 +107,7 @@ def test_a_rank_that_dies_for_good_ends_the_job_with_an_error(cache, tmp_path):
 REJOIN = """
 import os, sys, time
 import torch, torch.distributed as dist
-from s3t.engine import setup_distributed
+from s3t.training.distributed import setup_distributed
 
 rank, attempt = int(os.environ["RANK"]), int(os.environ["TORCHELASTIC_RESTART_COUNT"])
 if attempt == 1 and rank == 0:
@@ -143,8 +143,8 @@ def test_each_rank_leaves_the_process_group_before_the_interpreter_shuts_down(tm
     script.write_text("import atexit, os, pathlib, torch.distributed as dist\n"
                       f"out = pathlib.Path({str(tmp_path)!r}) / ('left' + os.environ['RANK'])\n"
                       "atexit.register(lambda: out.write_text(str(not dist.is_initialized())))\n"
-                      "from s3t.engine import setup_distributed\n"
-                      "assert setup_distributed("cpu").size == 2 and dist.is_initialized()\n")
+                      "from s3t.training.distributed import setup_distributed\n"
+                      "assert setup_distributed('cpu').size == 2 and dist.is_initialized()\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
     result = run_group(cmd, ENV, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]

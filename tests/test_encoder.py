@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from s3t.config import load_config
-from s3t.encoder import CqtStatsEncoder, random_encoder
+from s3t.config.loading import load_config
+from s3t.inference.encoders import CqtStatsEncoder, random_encoder
 
 TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
 
@@ -30,7 +30,7 @@ def test_cqt_stats_is_the_per_bin_mean_and_std_of_each_clip():
 
 
 def extract_features_of(encoder, clips):
-    from s3t.encoder import embed_clips
+    from s3t.inference.features import embed_clips
 
     return np.stack(list(embed_clips(encoder, clips, None, batch_size=8)))
 
@@ -48,7 +48,7 @@ def test_embedding_setting_comes_from_the_config():
 
 
 def test_readout_reads_the_weights_the_pretext_trained_on_the_mean_by_frequency_rows():
-    from s3t.models import build_encoder
+    from s3t.models.backbones import build_encoder
 
     trained = load_config([TINY], ["model.name=resnet_small", "model.readout=rows"]).model
     assert build_encoder(trained).num_features == 256  # what the pretext trains: the mean, as pooling says
@@ -62,8 +62,8 @@ def test_readout_reads_the_weights_the_pretext_trained_on_the_mean_by_frequency_
 
 
 def test_trained_weights_can_be_read_out_another_way_but_not_rebuilt():
-    from s3t.config import ConfigError
-    from s3t.encoder import encoder_of
+    from s3t.config.loading import ConfigError
+    from s3t.inference.load import encoder_of
 
     cfg = load_config([TINY], ["model.name=resnet_small"])
     weights = random_encoder(cfg.model, seed=0).backbone.state_dict()  # as a checkpoint holds them

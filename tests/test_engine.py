@@ -17,15 +17,20 @@ import torch
 import torch.nn.functional as F
 
 from audio_fixtures import write_labeled_music
-from s3t.checkpoint import load_checkpoint
-from s3t.config import Config, load_config, presets
-from s3t.demo import CONFIGS as DEMO_CONFIGS
-from s3t.engine import EpochSampler, TrainingError, cosine_lr, speed_up
-from s3t.methods import METHODS, Method, build_method, register_method
-from s3t.models import build_encoder
-from s3t.moco import momentum_update
-from s3t.preprocess import model_input
-from s3t.train import pretrain
+from s3t.config.loading import load_config, presets
+from s3t.config.schema import Config
+from s3t.io.checkpoint import load_checkpoint
+from s3t.methods.base import Method
+from s3t.methods.moco import momentum_update
+from s3t.methods.registry import METHODS, build_method, register_method
+from s3t.models.backbones import build_encoder
+from s3t.training.engine import TrainingError
+from s3t.training.loader import EpochSampler
+from s3t.training.schedule import warmup_cosine
+from s3t.training.step import speed_up
+from s3t.transforms.preprocess import model_input
+from s3t.workflows.demo import CONFIGS as DEMO_CONFIGS
+from s3t.workflows.pretrain import pretrain
 
 TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
 
@@ -43,13 +48,13 @@ def tiny(*overrides: str) -> Config:
     return load_config([TINY], list(overrides))
 
 
-def test_cosine_lr_schedule():
-    assert cosine_lr(0, 100, 10, 1.0) == pytest.approx(0.1)
-    assert cosine_lr(9, 100, 10, 1.0) == pytest.approx(1.0)
-    assert cosine_lr(10, 100, 10, 1.0) == pytest.approx(1.0)
-    assert cosine_lr(55, 100, 10, 1.0) == pytest.approx(0.5)
-    assert cosine_lr(100, 100, 10, 1.0, min_lr=0.1) == pytest.approx(0.1)
-    values = [cosine_lr(s, 100, 10, 1.0) for s in range(10, 101)]
+def test_warmup_cosine_schedule():
+    assert warmup_cosine(0, 100, 10, 1.0) == 0.0 and warmup_cosine(1, 100, 10, 1.0) == pytest.approx(0.1)
+    assert warmup_cosine(10, 100, 10, 1.0) == pytest.approx(1.0)  # the peak: warm-up ends, decay begins
+    assert warmup_cosine(55, 100, 10, 1.0) == pytest.approx(0.5)
+    assert warmup_cosine(100, 100, 10, 1.0, min_lr=0.1) == pytest.approx(0.1)
+    assert warmup_cosine(2.5, 50, 5, 1.0) == pytest.approx(0.5)  # the probe's: per epoch, fractional
+    values = [warmup_cosine(s, 100, 10, 1.0) for s in range(10, 101)]
     assert all(a >= b for a, b in zip(values, values[1:]))
 
 
@@ -72,7 +77,7 @@ def test_epoch_sampler_shards_whole_global_batches():
 
 
 def test_batches_travel_as_float16_and_arrive_as_float32():
-    from s3t.engine import half_collate, to_device
+    from s3t.training.loader import half_collate, to_device
 
     items = [(torch.randn(2, 84, 16) * 20 - 40, k) for k in range(3)]  # two crops in dB and a track id
     views, groups = half_collate(items)
@@ -216,8 +221,9 @@ class Bootstrap(Method):
 def test_a_method_registered_from_outside_trains_through_the_engine_cli_and_checkpoints(cache, tmp_path,
                                                                                        monkeypatch, capsys):
     from s3t.cli import main
-    from s3t.encoder import extract_features, load_encoder
-    from s3t.cache import open_cache
+    from s3t.data.cache import open_cache
+    from s3t.inference.features import extract_features
+    from s3t.inference.load import load_encoder
 
     monkeypatch.setitem(METHODS, "byol_test", None)  # removed again after the test
     register_method("byol_test")(Bootstrap)

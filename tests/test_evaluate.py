@@ -10,14 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from audio_fixtures import FFMPEG_FORMATS, write_calm_busy_folder, write_ffmpeg, write_labeled_music
+from audio_fixtures import (
+    FFMPEG_FORMATS,
+    write_calm_busy_folder,
+    write_ffmpeg,
+    write_labeled_music,
+)
 from s3t.cli import main as cli
-from s3t.config import load_config
-from s3t.datasets import load_folder
-from s3t.encoder import Encoder, embed, load_encoder, random_encoder
-from s3t.evaluate import linear_eval
-from s3t.prepare import prepare
-from s3t.train import pretrain
+from s3t.config.loading import load_config
+from s3t.data.datasets import load_folder
+from s3t.data.preparation import prepare
+from s3t.eval.linear_eval import linear_eval
+from s3t.inference.encoders import Encoder, random_encoder
+from s3t.inference.features import embed
+from s3t.inference.load import load_encoder
+from s3t.workflows.pretrain import pretrain
 
 TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
 FAST = ["--config", TINY, "--set", "probe.epochs=8", "probe.warmup_epochs=1", "--workers", "0", "--no-progress"]
@@ -50,7 +57,7 @@ def test_embed_files_waves_and_windows(folder_tree):
     files = sorted(folder_tree.glob("calm/*.wav"))[:3]
     feats = embed(files, encoder)
     assert feats.shape == (3, encoder.num_features) and np.isfinite(feats).all()
-    from s3t.audio import load_audio
+    from s3t.audio.decode import load_audio
 
     np.testing.assert_allclose(embed([load_audio(files[0])], encoder)[0], feats[0], rtol=1e-5, atol=1e-6)
     windowed = embed(files, encoder, windows=True, batch_size=2)  # 2 s = 87 frames < 128: one window each
@@ -193,7 +200,7 @@ def test_embed_cli_writes_features_for_a_folder(folder_tree, checkpoint, tmp_pat
 
 def interrupt_after_one_chunk(monkeypatch, cache, encoder, out) -> None:
     """Run embed_cache_to_file in chunks of 8 and stop it (KeyboardInterrupt) in its second chunk."""
-    from s3t import encoder as embed_module
+    from s3t.inference import features as embed_module
 
     real, calls = embed_module.extract_features, []
 
@@ -210,8 +217,8 @@ def interrupt_after_one_chunk(monkeypatch, cache, encoder, out) -> None:
 
 
 def test_embed_resumes_from_finished_chunks(folder_tree, tmp_path, monkeypatch):
-    from s3t import encoder as embed_module
-    from s3t.cache import open_cache
+    from s3t.data.cache import open_cache
+    from s3t.inference import features as embed_module
 
     cache_dir = tmp_path / "cache"
     prepare(folder_tree, cache_dir, workers=0, progress=False)
@@ -231,8 +238,8 @@ def test_embed_resumes_from_finished_chunks(folder_tree, tmp_path, monkeypatch):
 
 
 def test_encoder_refuses_a_cache_of_another_time_compression(folder_tree, tmp_path):
-    from s3t.cache import open_cache
-    from s3t.encoder import extract_features
+    from s3t.data.cache import open_cache
+    from s3t.inference.features import extract_features
 
     prepare(folder_tree, tmp_path, workers=0, time_compression=2, progress=False)
     encoder = Encoder(random_encoder(load_config([TINY]).model).backbone, load_config([TINY]).model, 1)
@@ -278,8 +285,8 @@ def test_embed_killed_at_random_moments_resumes_to_the_uninterrupted_result(fold
 
 
 def test_embed_progress_of_another_encoder_is_not_reused(folder_tree, tmp_path, monkeypatch):
-    from s3t import encoder as embed_module
-    from s3t.cache import open_cache
+    from s3t.data.cache import open_cache
+    from s3t.inference import features as embed_module
 
     prepare(folder_tree, tmp_path / "cache", workers=0, progress=False)
     cache, tiny = open_cache(tmp_path / "cache"), load_config([TINY]).model

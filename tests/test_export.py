@@ -11,13 +11,14 @@ import torch
 from safetensors import safe_open
 
 from audio_fixtures import write_music
-from s3t.checkpoint import CheckpointError
-from s3t.config import load_config
-from s3t.encoder import extract_features, load_encoder
-from s3t.cache import open_cache
-from s3t.export import export, from_pretrained
-from s3t.prepare import prepare
-from s3t.train import pretrain
+from s3t.config.loading import load_config
+from s3t.data.cache import open_cache
+from s3t.data.preparation import prepare
+from s3t.inference.features import extract_features
+from s3t.inference.load import from_pretrained, load_encoder
+from s3t.io.checkpoint import CheckpointError
+from s3t.io.export_folder import export
+from s3t.workflows.pretrain import pretrain
 
 TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
 

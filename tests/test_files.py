@@ -6,7 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from s3t.files import StorageError, append_csv_row, atomic_write, create_memmap, write_json, write_text
+from s3t.io.files import (
+    StorageError,
+    append_csv_row,
+    atomic_write,
+    create_memmap,
+    write_json,
+    write_text,
+)
 
 
 def test_atomic_write_replaces_the_file_whole_and_leaves_no_temporary(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import soxr
 
 from audio_fixtures import FFMPEG_FORMATS, synth_music, write_ffmpeg
-from s3t.audio import AudioError, audio_duration, load_audio
+from s3t.audio.decode import AudioError, load_audio
 from s3t.cli import main as cli
 
 
@@ -23,7 +23,6 @@ def test_each_format_decodes_to_the_mono_mix_at_22050(ext, tmp_path):
     expected = soxr.resample(0.75 * synth_music(2.0, rate, 0), rate, 22050)  # the mean of a channel and its half
     rms = float(np.sqrt(np.mean(wave**2)))
     assert abs(rms / float(np.sqrt(np.mean(expected**2))) - 1) < 0.05
-    assert abs(audio_duration(path) - 2.0) < 0.1
     assert len(load_audio(path, offset=0.5, duration=1.0)) == pytest.approx(22050, abs=2)
 
 

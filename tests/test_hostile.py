@@ -115,7 +115,7 @@ def test_hostile_corpus_through_prepare_embed_linear_eval_and_predict(hostile, t
 
 
 def test_manifest_paths_cannot_make_prepare_write_outside_out(tmp_path):
-    from s3t.prepare import prepare
+    from s3t.data.preparation import prepare
 
     good = write_labeled_music(tmp_path / "music" / "a.wav", 0)
     (tmp_path / "evil").mkdir()

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from audio_fixtures import write_calm_busy_folder
-from s3t.cache import CacheError
-from s3t.datasets import Item, LabeledSet, load_folder
-from s3t.labelled import LabelledData, label_subset, targets_of
+from s3t.data.cache import CacheError
+from s3t.data.datasets import load_folder
+from s3t.data.labeled_cache import LabeledCache, label_subset, targets_of
+from s3t.data.labeled_set import Item, LabeledSet
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_targets_are_class_ids_or_multi_hot_tags():
 
 
 def test_prepare_gives_every_split_its_rows_clips_included(folder_tree, tmp_path):
-    data = LabelledData.prepare(load_folder(folder_tree), tmp_path, clip_seconds=1.0, workers=0, progress=False)
+    data = LabeledCache.prepare(load_folder(folder_tree), tmp_path, clip_seconds=1.0, workers=0, progress=False)
     assert data.clips and set(data.rows) == {"train", "valid", "test"}
     tracks = {s: {t for _, t in rows} for s, rows in data.rows.items()}
     assert not (tracks["train"] & tracks["test"]) and not (tracks["train"] & tracks["valid"])  # split by track
@@ -45,6 +46,6 @@ def test_prepare_gives_every_split_its_rows_clips_included(folder_tree, tmp_path
     assert [data.cache.track_ids[i] for i in data.indices(train)] == [cid for cid, _ in train]
     assert (tmp_path / "manifest.csv").exists() and np.isin(data.targets(data.rows["test"]), [0, 1]).all()
     with pytest.raises(CacheError, match=r"prepared with other settings .*'clip_seconds': \(1.0, 0.0\)"):
-        LabelledData.prepare(load_folder(folder_tree), tmp_path, workers=0, progress=False)
-    again = LabelledData.prepare(load_folder(folder_tree), tmp_path, clip_seconds=1, workers=0, progress=False)
+        LabeledCache.prepare(load_folder(folder_tree), tmp_path, workers=0, progress=False)
+    again = LabeledCache.prepare(load_folder(folder_tree), tmp_path, clip_seconds=1, workers=0, progress=False)
     assert again.rows == data.rows  # 1 s from Python is the 1.0 s the command line stored

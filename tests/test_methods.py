@@ -2,8 +2,9 @@
 
 import pytest
 
-from s3t.config import load_config
-from s3t.methods import METHODS, Method, build_method
+from s3t.config.loading import load_config
+from s3t.methods.base import Method
+from s3t.methods.registry import METHODS, build_method
 
 
 def test_built_in_methods_are_registered_and_built_from_the_config():

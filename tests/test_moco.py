@@ -2,9 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s3t.config import Config, MocoConfig, ModelConfig
-from s3t.models import build_encoder
-from s3t.moco import MoCo, info_nce, momentum_update, projection_head, uniformity
+from s3t.config.schema import Config, MocoConfig, ModelConfig
+from s3t.methods.moco import MoCo, info_nce, momentum_update, uniformity
+from s3t.models.backbones import build_encoder
+from s3t.models.heads import projection_head
 
 
 def tiny_moco(queue: int = 16, momentum: float = 0.9) -> MoCo:
@@ -14,12 +15,17 @@ def tiny_moco(queue: int = 16, momentum: float = 0.9) -> MoCo:
                                                                            momentum=momentum)))
 
 
+def contrast(m: MoCo, x_q: torch.Tensor, x_k: torch.Tensor, groups: torch.Tensor | None = None):
+    """MoCo's InfoNCE logits and labels for two views, as its training step computes them."""
+    return m.contrast_queries(m.project_queries(m.query_features(x_q)), x_k, groups)
+
+
 def test_key_encoder_starts_equal_and_gets_no_gradients():
     m = tiny_moco()
     for (k, q) in m.key_modules():
         for pk, pq in zip(k.parameters(), q.parameters()):
             assert torch.equal(pk, pq) and not pk.requires_grad
-    logits, labels = m.contrast(torch.randn(4, 1, 64, 64), torch.randn(4, 1, 64, 64))
+    logits, labels = contrast(m, torch.randn(4, 1, 64, 64), torch.randn(4, 1, 64, 64))
     F.cross_entropy(logits, labels).backward()
     assert all(p.grad is None for p in m.encoder_k.parameters())
     assert all(p.grad is not None for p in m.encoder.parameters())
@@ -51,7 +57,7 @@ def test_uniformity_of_known_point_sets():
 def test_the_uniformity_weight_adds_the_backbones_uniformity_to_the_loss():
     views = torch.randn(4, 2, 84, 64) * 20 - 40
     plain, with_term = tiny_moco(queue=8), tiny_moco(queue=8)
-    with_term.cfg.uniformity = 0.5
+    with_term.config.moco.uniformity = 0.5
     loss0, stats0 = plain((views, torch.arange(4)), torch.Generator().manual_seed(0))
     loss1, stats1 = with_term((views, torch.arange(4)), torch.Generator().manual_seed(0))
     assert stats0["uniformity"] == pytest.approx(stats1["uniformity"]) and -4.0 < stats0["uniformity"] < 0.0
@@ -113,12 +119,12 @@ def test_queue_receives_keys_and_pointer_wraps():
     m = tiny_moco(queue=12)
     x = [torch.randn(4, 1, 64, 64) for _ in range(4)]
     for step in range(3):
-        m.contrast(x[step], x[step])
+        contrast(m, x[step], x[step])
         assert int(m.queue_ptr) == (4 * (step + 1)) % 12
     # the newest keys sit where the pointer was: the key encoder's normalised outputs
     keys = m.encode_keys(x[2])
     torch.testing.assert_close(m.queue[:, 8:12], keys.T)
-    m.contrast(x[3], x[3])
+    contrast(m, x[3], x[3])
     assert int(m.queue_ptr) == 4  # wrapped around
     with pytest.raises(ValueError, match="multiple of the global batch 5"):
         m.enqueue(torch.randn(5, 8))
@@ -148,7 +154,7 @@ def test_loss_decreases_over_a_few_epochs_of_a_fixed_pool():
     for epoch in range(6):
         losses = []
         for batch in pool.split(8):
-            logits, labels = m.contrast(batch + 0.3 * torch.randn(batch.shape, generator=g),
+            logits, labels = contrast(m, batch + 0.3 * torch.randn(batch.shape, generator=g),
                                batch + 0.3 * torch.randn(batch.shape, generator=g))
             loss = F.cross_entropy(logits, labels)
             opt.zero_grad()
@@ -163,29 +169,29 @@ def test_loss_decreases_over_a_few_epochs_of_a_fixed_pool():
 def test_keys_of_the_query_track_are_no_negatives():
     m = tiny_moco(queue=8)
     x = torch.randn(4, 1, 64, 64)
-    m.contrast(x, x, torch.tensor([0, 1, 2, 3]))  # fills half the queue with tracks 0-3
+    contrast(m, x, x, torch.tensor([0, 1, 2, 3]))  # fills half the queue with tracks 0-3
     assert m.queue_groups.tolist() == [0, 1, 2, 3, -1, -1, -1, -1]
-    logits, labels = m.contrast(x, x, torch.tensor([1, 5, 6, 7]))
+    logits, labels = contrast(m, x, x, torch.tensor([1, 5, 6, 7]))
     masked = torch.isinf(logits[:, 1:])
     assert masked.tolist()[0] == [False, True, False, False, False, False, False, False]
     assert masked[1:].sum() == 0 and torch.isfinite(F.cross_entropy(logits, labels))
-    m.cfg.mask_same_track = False
-    assert torch.isfinite(m.contrast(x, x, torch.tensor([1, 5, 6, 7]))[0]).all()
+    m.config.moco.mask_same_track = False
+    assert torch.isfinite(contrast(m, x, x, torch.tensor([1, 5, 6, 7]))[0]).all()
 
 
 def test_batch_negatives_are_the_other_tracks_keys_of_the_same_step():
     m = tiny_moco(queue=8)
-    m.cfg.batch_negatives = True
+    m.config.moco.batch_negatives = True
     xq, xk, groups = torch.randn(4, 1, 64, 64), torch.randn(4, 1, 64, 64), torch.tensor([3, 5, 3, 7])
     with torch.no_grad():
-        q, k = m.encode_queries(xq), m.encode_keys(xk)
-        logits, labels = m.contrast(xq, xk, groups)
+        q, k = m.project_queries(m.query_features(xq)), m.encode_keys(xk)
+        logits, labels = contrast(m, xq, xk, groups)
     assert logits.shape == (4, 1 + 8 + 4) and labels.tolist() == [0] * 4
     batch = logits[:, 9:]
     blocked = groups[:, None] == groups[None, :]  # its own key and its track's other clip
     assert torch.isinf(batch[blocked]).all() and (batch[blocked] < 0).all()
-    torch.testing.assert_close(batch[~blocked], (q @ k.T / m.cfg.temperature)[~blocked])
-    assert torch.equal(logits[:, 0], (q * k).sum(1) / m.cfg.temperature)  # the positive is unchanged
+    torch.testing.assert_close(batch[~blocked], (q @ k.T / m.config.moco.temperature)[~blocked])
+    assert torch.equal(logits[:, 0], (q * k).sum(1) / m.config.moco.temperature)  # the positive is unchanged
 
 
 def bn_moco(groups: int = 2) -> MoCo:
@@ -205,7 +211,7 @@ def test_shuffle_bn_encodes_keys_in_random_sub_batches_and_queries_in_consecutiv
         for part in perm.chunk(2):  # each key as its own random half of the batch gives it
             assert torch.allclose(keys[part], m._project_k(x[part]), atol=1e-6)
         assert not torch.allclose(keys, m._project_k(x), atol=1e-3)  # the statistics really differ
-        queries = m.encode_queries(x)
+        queries = m.project_queries(m.query_features(x))
         halves = [m.project_queries(m.encoder(part)) for part in (x[:4], x[4:])]
         assert torch.allclose(queries, torch.cat(halves), atol=1e-6)
     assert not torch.equal(perm.chunk(2)[0].sort().values, torch.arange(4))  # halves differ from the queries'
@@ -214,7 +220,7 @@ def test_shuffle_bn_encodes_keys_in_random_sub_batches_and_queries_in_consecutiv
 def _shuffle_worker(rank: int, store: str, results) -> None:
     import torch.distributed as dist
 
-    from s3t.moco import _shuffled_across_ranks
+    from s3t.methods.moco import _shuffled_across_ranks
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     torch.manual_seed(rank)  # only rank 0's permutation may count

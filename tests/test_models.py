@@ -1,8 +1,14 @@
 import pytest
 import torch
 
-from s3t.config import ModelConfig
-from s3t.models import ENCODERS, SAMPLES, SWIN_PRESETS, build_encoder, check_swin_geometry
+from s3t.config.schema import ModelConfig
+from s3t.models.backbones import (
+    ENCODERS,
+    SAMPLES,
+    SWIN_PRESETS,
+    build_encoder,
+    check_swin_geometry,
+)
 
 SIZES = {"swin_t": 256, "swin_mini": 256, "swin_nano": 128}
 
@@ -111,7 +117,7 @@ def test_resnet_pools_rows_with_their_spread_and_every_stage_from_the_same_weigh
 
 
 def test_fused_attention_is_the_same_function_of_the_same_weights():
-    from s3t.models import fuse_attention
+    from s3t.models.backbones import fuse_attention
 
     torch.manual_seed(0)
     encoder = build_encoder(ModelConfig(name="swin_nano", input_size=64, preprocessor="freq_tile", drop_path=0.0)).eval()

@@ -9,8 +9,8 @@ import pytest
 
 from audio_fixtures import write_calm_busy_folder
 from s3t.cli import main as cli
-from s3t.checkpoint import load_checkpoint
-from s3t.monitor import knn_top1, probe_top1
+from s3t.eval.monitor import knn_top1, probe_top1
+from s3t.io.checkpoint import load_checkpoint
 
 TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from audio_fixtures import write_calm_busy_folder
-from s3t.config import ProbeConfig
-from s3t.datasets import load_folder
-from s3t.encoder import CqtStatsEncoder
-from s3t.evaluate import linear_eval
+from s3t.config.schema import ProbeConfig
+from s3t.data.datasets import load_folder
+from s3t.eval.linear_eval import linear_eval
+from s3t.inference.encoders import CqtStatsEncoder
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 from cv_probes import cv_hits, folds, labelled_features  # noqa: E402

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from s3t.plots import embedding_2d, plot_confusion, plot_embedding_map, plot_tag_auc
+from s3t.eval.plots import (
+    embedding_2d,
+    plot_confusion,
+    plot_embedding_map,
+    plot_tag_auc,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

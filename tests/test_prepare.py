@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from audio_fixtures import make_corpus, synth_music, write_broken_files
-from s3t import audio
-from s3t.cache import CacheError, open_cache
-from s3t.prepare import InputError, list_sources, log_cqt_frames, prepare
+from s3t.audio import constant_q, decode
+from s3t.audio.constant_q import log_cqt_frames
+from s3t.data.cache import CacheError, open_cache
+from s3t.data.preparation import InputError, list_sources, prepare
 
 
 def test_cache_holds_the_log_cqt_of_every_track(corpus, prepared):
@@ -21,19 +22,19 @@ def test_cache_holds_the_log_cqt_of_every_track(corpus, prepared):
     assert len(cache) == 6
     assert cache.track_ids == sorted(s.track_id for s in list_sources(corpus))
     for i, track_id in enumerate(cache.track_ids):
-        wave = audio.load_audio(corpus / track_id)
+        wave = decode.load_audio(corpus / track_id)
         expected = log_cqt_frames(wave, 1).T  # (84, T) float16
         got = cache[i]
-        assert got.shape == (84, audio.n_frames(len(wave))) and got.dtype == np.float16
+        assert got.shape == (84, constant_q.n_frames(len(wave))) and got.dtype == np.float16
         np.testing.assert_array_equal(got, expected)
         assert cache.durations[i] == pytest.approx(len(wave) / 22050)
-    assert cache.meta["time_compression"] == 1 and cache.meta["floor_db"] == audio.FLOOR_DB
+    assert cache.meta["time_compression"] == 1 and cache.meta["floor_db"] == constant_q.FLOOR_DB
 
 
 def test_cached_values_match_the_float32_cqt(corpus, prepared):
     cache = open_cache(prepared)
-    wave = audio.load_audio(corpus / cache.track_ids[0])
-    ref = audio.cqt(wave)[0].numpy()
+    wave = decode.load_audio(corpus / cache.track_ids[0])
+    ref = constant_q.cqt(wave)[0].numpy()
     np.testing.assert_allclose(cache[0].astype(np.float32), ref, atol=0.07)  # float16 at |x| <= 128
 
 
@@ -72,11 +73,11 @@ def test_bad_files_are_skipped_and_named(corpus, tmp_path, caplog):
 def test_time_compression_pools_frames(corpus, tmp_path):
     prepare(corpus, tmp_path, workers=0, time_compression=100, progress=False)
     cache = open_cache(tmp_path)
-    wave = audio.load_audio(corpus / cache.track_ids[0])
-    frames = audio.n_frames(len(wave))
+    wave = decode.load_audio(corpus / cache.track_ids[0])
+    frames = constant_q.n_frames(len(wave))
     assert cache.frames[0] == -(-frames // 100)
-    mag = audio.cqt(wave, log=False)
-    expected = audio.amplitude_to_db(mag[..., :100].mean(-1))[0]  # first window: plain mean of 100 frames
+    mag = constant_q.cqt(wave, log=False)
+    expected = constant_q.amplitude_to_db(mag[..., :100].mean(-1))[0]  # first window: plain mean of 100 frames
     np.testing.assert_allclose(cache[0][:, 0].astype(np.float32), expected.numpy(), atol=0.07)
     assert cache.meta["frame_rate"] == pytest.approx(22050 / 512 / 100)
     with pytest.raises(CacheError, match="time_compression"):
@@ -194,13 +195,13 @@ def test_bad_device_fails_at_once(corpus, tmp_path):
 
 @pytest.mark.parametrize("time_compression", [1, 7])
 def test_a_batch_of_tracks_of_different_lengths_gives_each_its_own_cqt(time_compression):
-    from s3t.prepare import log_cqt_batch
+    from s3t.audio.constant_q import log_cqt_batch
 
     waves = [synth_music(seconds, seed=k) for k, seconds in enumerate((3.0, 0.7, 2.2))]
     batch = log_cqt_batch(waves, time_compression)
     for wave, spec in zip(waves, batch):
         alone = log_cqt_frames(wave, time_compression)
-        assert spec.shape == alone.shape == (-(-audio.n_frames(len(wave)) // time_compression), 84)
+        assert spec.shape == alone.shape == (-(-constant_q.n_frames(len(wave)) // time_compression), 84)
         np.testing.assert_allclose(spec.astype(np.float32), alone.astype(np.float32), atol=0.07)  # 1 float16 step
 
 

@@ -1,8 +1,14 @@
 import pytest
 import torch
 
-from s3t.audio import FLOOR_DB
-from s3t.preprocess import fold_time, input_frames, pad_frequency, tile_frequency, to_model_input
+from s3t.audio.constant_q import FLOOR_DB
+from s3t.config.schema import input_frames
+from s3t.transforms.preprocess import (
+    fold_time,
+    pad_frequency,
+    tile_frequency,
+    to_model_input,
+)
 
 
 def test_fold_time_layout_on_arange():

@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, top_k_accuracy_score
 
-from s3t.config import ProbeConfig
-from s3t.probe import (Probe, multilabel_metrics, single_label_metrics, top_k_accuracy, train_probe,
-                       warmup_cosine)
+from s3t.config.schema import ProbeConfig
+from s3t.eval.probe import (
+    Probe,
+    multilabel_metrics,
+    single_label_metrics,
+    top_k_accuracy,
+    train_probe,
+)
+from s3t.training.schedule import warmup_cosine
 
 
 def blobs(n_per_class: int, classes: int, dim: int = 16, seed: int = 0):

@@ -55,10 +55,10 @@ def test_the_readme_has_commands_for_every_subcommand_it_documents():
 
 @pytest.mark.parametrize("line, argv", s3t_commands(), ids=lambda v: str(v) if isinstance(v, int) else None)
 def test_every_readme_command_parses_and_its_config_builds(line, argv):
-    from s3t.cli import build_parser
-    from s3t.config import load_config
-    from s3t.methods import build_method
-    from s3t.models import build_encoder
+    from s3t.cli.parser import build_parser
+    from s3t.config.loading import load_config
+    from s3t.methods.registry import build_method
+    from s3t.models.backbones import build_encoder
 
     try:
         args = build_parser().parse_args(argv)
@@ -87,7 +87,7 @@ def test_every_python_block_compiles_and_names_what_exists():
 
 
 def test_the_lower_level_python_block_runs(tmp_path, monkeypatch):
-    from s3t.prepare import prepare
+    from s3t.data.preparation import prepare
 
     lower = [b for _, b in blocks("python") if "load_audio(\"song.ogg\")" in b]
     assert len(lower) == 1

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 
 from audio_fixtures import write_labeled_music, write_music
-from s3t.config import load_config
-from s3t.datasets import LOADERS, Item, LabeledSet, load_dataset
-from s3t.models import ENCODERS
-from s3t.prepare import prepare
+from s3t.config.loading import load_config
+from s3t.data.datasets import LOADERS, load_dataset
+from s3t.data.labeled_set import Item, LabeledSet
+from s3t.data.preparation import prepare
+from s3t.models.backbones import ENCODERS
 
 TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
 
@@ -33,9 +34,10 @@ class TinyConv(torch.nn.Module):
 
 
 def test_a_new_backbone_is_one_registry_entry(tmp_path, monkeypatch):
-    from s3t.encoder import extract_features, load_encoder
-    from s3t.cache import open_cache
-    from s3t.train import pretrain
+    from s3t.data.cache import open_cache
+    from s3t.inference.features import extract_features
+    from s3t.inference.load import load_encoder
+    from s3t.workflows.pretrain import pretrain
 
     monkeypatch.setitem(ENCODERS, "tinyconv", lambda cfg: TinyConv(width=12))
     for i in range(8):
@@ -58,8 +60,8 @@ def load_pairs(root: str | Path, seed: int = 0) -> LabeledSet:
 
 
 def test_a_new_dataset_is_one_loader_and_linear_eval_takes_it(tmp_path, monkeypatch):
-    from s3t.encoder import random_encoder
-    from s3t.evaluate import linear_eval
+    from s3t.eval.linear_eval import linear_eval
+    from s3t.inference.encoders import random_encoder
 
     monkeypatch.setitem(LOADERS, "pairs", load_pairs)
     rows = []

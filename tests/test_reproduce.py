@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from audio_fixtures import write_labeled_music, write_music
-from s3t.prepare import prepare
-from s3t.reproduce import BUDGETS, PAPER, grid
+from s3t.data.preparation import prepare
+from s3t.workflows.paper_grid import BUDGETS, PAPER, grid
 
 
 def test_grid_has_every_row_of_the_papers_tables():
@@ -70,12 +70,12 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
     again = reproduce(setting, out)
     assert again.returncode == 0, again.stderr[-3000:]
     assert victim.exists()
-    redone = [line for line in again.stderr.splitlines() if "INFO s3t.reproduce: step" in line]
+    redone = [line for line in again.stderr.splitlines() if "INFO s3t.workflows.reproduce: step" in line]
     assert len(redone) == 1 and "s3t-resnet18-time_fold-seed0-labels1" in redone[0]
 
 
 def test_a_failed_step_whose_result_exists_runs_again(tmp_path):
-    from s3t.reproduce import Runner
+    from s3t.workflows.reproduce import Runner
 
     runner = Runner("corpus", "folder", "root", "tiny", tmp_path)
     result = tmp_path / "pretrain" / "x" / "last.pt"
@@ -88,7 +88,7 @@ def test_a_failed_step_whose_result_exists_runs_again(tmp_path):
 
 
 def test_a_row_of_several_pre_training_seeds_reports_their_mean_and_spread(tmp_path):
-    from s3t.reproduce import Runner
+    from s3t.workflows.reproduce import Runner
 
     runner = Runner("corpus", "folder", "root", "small", tmp_path)
     for seed, top1 in zip((0, 1, 2), (0.40, 0.50, 0.60)):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from audio_fixtures import write_music
-from s3t.cache import open_cache
-from s3t.checkpoint import load_checkpoint
+from s3t.data.cache import open_cache
+from s3t.io.checkpoint import load_checkpoint
 
 TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
 NO_SPACE = "No space left on device"

@@ -4,8 +4,8 @@ import csv
 
 import pytest
 
-from s3t.config import Config
-from s3t.runlog import core_fields, plot_run, read_log, run_summary, trim_log
+from s3t.config.schema import Config
+from s3t.training.runlog import core_fields, plot_run, read_log, run_summary, trim_log
 
 FIELDS = core_fields(("acc1",)) + ["knn_top1"]
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from audio_fixtures import write_labeled_music
-from s3t.checkpoint import load_checkpoint
-from s3t.encoder import load_encoder
-from s3t.models import build_encoder
-from s3t.engine import seed_of
+from s3t.inference.load import load_encoder
+from s3t.io.checkpoint import load_checkpoint
+from s3t.models.backbones import build_encoder
+from s3t.seeds import seed_of
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,9 @@ def test_supervised_learns_separable_classes_and_its_encoder_is_probed(labeled, 
 
 def test_supervised_resumes_from_its_last_checkpoint(labeled, tmp_path):
     """`s3t supervised --resume` once failed as soon as last.pt existed (not a readable checkpoint)."""
-    from s3t.config import load_config
-    from s3t.datasets import load_folder
-    from s3t.supervised import train_supervised
+    from s3t.config.loading import load_config
+    from s3t.data.datasets import load_folder
+    from s3t.workflows.supervised import train_supervised
 
     cfg = load_config(["tiny"], ["model.name=crnn_small", "optim.epochs=2", "train.batch_size=4"])
     out = tmp_path / "sup"

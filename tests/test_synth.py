@@ -3,7 +3,7 @@
 import numpy as np
 
 from s3t.audio.decode import SAMPLE_RATE as SR
-from s3t.synth import STYLES, synth_section, synth_track, write_corpus
+from s3t.audio.synth import STYLES, synth_section, synth_track, write_corpus
 
 
 def test_a_track_is_its_sections_one_after_another_each_mixed_on_its_own():

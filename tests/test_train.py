@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from processes import launched, run_group
 
 from audio_fixtures import write_music
-from processes import launched, run_group
-from s3t.checkpoint import load_checkpoint
-from s3t.config import load_config
-from s3t.prepare import prepare
-from s3t.engine import TrainingError
-from s3t.train import pretrain
+from s3t.config.loading import load_config
+from s3t.data.preparation import prepare
+from s3t.io.checkpoint import load_checkpoint
+from s3t.training.engine import TrainingError
+from s3t.workflows.pretrain import pretrain
 
 TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
 
@@ -44,8 +44,9 @@ def test_pretrain_writes_a_complete_run(cache, tmp_path):
 @pytest.mark.parametrize("name, preprocessor", [("crnn_small", "time_fold"), ("resnet18", "freq_tile"),
                                                  ("swin_nano", "freq_tile")])
 def test_every_backbone_and_pre_processor_pretrains_and_embeds(name, preprocessor, cache, tmp_path):
-    from s3t.cache import open_cache
-    from s3t.encoder import extract_features, load_encoder
+    from s3t.data.cache import open_cache
+    from s3t.inference.features import extract_features
+    from s3t.inference.load import load_encoder
 
     # tiny folds one segment; tiling fills 128 rows with 2 copies of its own accord (model.tile=0)
     cfg = tiny("optim.epochs=1", f"model.name={name}", f"model.preprocessor={preprocessor}")
@@ -102,8 +103,8 @@ def test_torchrun_two_cpu_processes_on_one_node_and_on_two(cache, tmp_path):
 
 
 def test_clips_of_one_track_share_a_group(tmp_path):
-    from s3t.cache import open_cache
-    from s3t.train import track_groups
+    from s3t.data.cache import open_cache
+    from s3t.data.views import track_groups
 
     for i in range(3):
         write_music(tmp_path / "audio" / f"t{i}.wav", seconds=3.0 + i, seed=i)
@@ -150,9 +151,9 @@ def clip_cache(tmp_path_factory) -> Path:
 
 
 def test_native_crops_are_unresized_windows_and_short_items_loop(clip_cache):
-    from s3t.cache import open_cache
-    from s3t.config import AugmentConfig
-    from s3t.train import TwoCropDataset
+    from s3t.config.schema import AugmentConfig
+    from s3t.data.cache import open_cache
+    from s3t.data.views import TwoCropDataset
 
     cache = open_cache(clip_cache)
     frames = 64
@@ -170,9 +171,9 @@ def test_native_crops_are_unresized_windows_and_short_items_loop(clip_cache):
 
 
 def test_track_positives_pair_clips_of_one_track(clip_cache):
-    from s3t.cache import open_cache
-    from s3t.config import AugmentConfig
-    from s3t.train import TwoCropDataset
+    from s3t.config.schema import AugmentConfig
+    from s3t.data.cache import open_cache
+    from s3t.data.views import TwoCropDataset
 
     cache = open_cache(clip_cache)
     tracks = cache.column("track")
@@ -198,8 +199,8 @@ def _is_window(view: torch.Tensor, whole: torch.Tensor) -> bool:
 
 def test_each_pre_processor_sets_its_own_geometry():
     """The README's `--set model.preprocessor=freq_tile` once failed: `fold` (3) meant tile copies too."""
-    from s3t.methods import build_method
-    from s3t.preprocess import model_input
+    from s3t.methods.registry import build_method
+    from s3t.transforms.preprocess import model_input
 
     cfg = load_config(["cpu-small"], ["model.preprocessor=freq_tile"])
     assert cfg.model.segments == 4 and cfg.model.frames == 256  # ceil(256 / 84) copies of 256 frames

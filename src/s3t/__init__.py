@@ -3,25 +3,24 @@
     import s3t
     encoder = s3t.load_encoder("runs/cpu/last.pt")
     features = s3t.embed(["song.mp3", "other.wav"], encoder)  # (2, D) numpy array
-
-The functions below are the public API; each lives in the layer its path names (`s3t.inference.load`, …).
 """
-
-from s3t.audio.decode import load_audio
-from s3t.config.loading import load_config
-from s3t.data.cache import open_cache
-from s3t.data.datasets import load_dataset
-from s3t.eval.linear_eval import linear_eval
-from s3t.inference.encoders import random_encoder
-from s3t.inference.features import embed
-from s3t.inference.load import from_pretrained, load_encoder
-from s3t.methods.registry import register_method
-from s3t.models.backbones import register_encoder
-from s3t.training.engine import fit
 from s3t.version import __version__
-from s3t.workflows.pretrain import pretrain
-from s3t.workflows.supervised import train_supervised
 
-__all__ = ["embed", "fit", "from_pretrained", "linear_eval", "load_audio", "load_config", "load_dataset",
-           "load_encoder", "open_cache", "pretrain", "random_encoder", "register_encoder", "register_method",
-           "train_supervised", "__version__"]
+# The public API: each name, and the module (the layer) it lives in. Imported on first use, so
+# that `import s3t` does not wait for torch, timm and scikit-learn.
+_API = {"load_encoder": "s3t.inference.load", "from_pretrained": "s3t.inference.load",
+        "random_encoder": "s3t.inference.encoders", "embed": "s3t.inference.features",
+        "load_config": "s3t.config.loading", "load_dataset": "s3t.data.datasets", "open_cache": "s3t.data.cache",
+        "load_audio": "s3t.audio.decode", "linear_eval": "s3t.eval.linear_eval", "pretrain": "s3t.workflows.pretrain",
+        "train_supervised": "s3t.workflows.supervised", "register_method": "s3t.methods.registry",
+        "register_encoder": "s3t.models.backbones", "fit": "s3t.training.engine"}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 's3t' has no attribute {name!r}")

@@ -35,7 +35,9 @@ class CQT(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from nnAudio.features.cqt import CQT1992v2  # import here: nnAudio is slow to import
+        from nnAudio.features.cqt import (
+            CQT1992v2,  # import here: nnAudio is slow to import
+        )
 
         ref = CQT1992v2(
             sr=SAMPLE_RATE, hop_length=HOP_LENGTH, fmin=FMIN, n_bins=N_BINS,

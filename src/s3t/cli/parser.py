@@ -8,7 +8,7 @@ from s3t.cli import commands
 from s3t.data.datasets import LOADERS
 from s3t.devices import resolve_device
 from s3t.version import __version__
-from s3t.workflows.reproduce import BUDGETS
+from s3t.workflows.paper_grid import BUDGETS
 
 
 def _positive_int(text: str) -> int:

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field, fields
 
 from s3t.devices import check_device_name
 
-
 PREPROCESSORS = ("time_fold", "freq_tile")
 
 
@@ -129,7 +128,7 @@ class MocoConfig:
     # the other keys of this step's global batch are negatives too (not in the paper): keys as fresh
     # as the positive, so telling the positive from the negatives by the key encoder's drift fails
     batch_negatives: bool = False
-    # weight of the backbone's uniformity (`s3t.moco.uniformity`, Wang & Isola 2020) added to the loss
+    # weight of the backbone's uniformity (`s3t.methods.moco.uniformity`, Wang & Isola 2020) added to the loss
     # (not in the paper): holds the encoder's own features spread out, which InfoNCE on the projection does not
     uniformity: float = 0.0
     bn_groups: int = 2  # BatchNorm encoders in one process: sub-batches with their own statistics (shuffle-BN)

@@ -22,7 +22,6 @@ from typing import Sequence
 
 import numpy as np
 
-
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1

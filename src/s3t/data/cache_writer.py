@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from s3t.data.cache import FORMAT_VERSION, INDEX_NAME, SHARD_DIR, Cache, CacheError, connect_index
+from s3t.data.cache import (
+    FORMAT_VERSION,
+    INDEX_NAME,
+    SHARD_DIR,
+    Cache,
+    CacheError,
+    connect_index,
+)
 from s3t.io.files import StorageError, atomic_write
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from s3t.data.cache import Cache, open_cache, track_names
-from s3t.data.datasets import LabeledSet, SPLITS, with_validation
-from s3t.data.preparation import prepare, PrepareSummary
+from s3t.data.labeled_set import SPLITS, LabeledSet, with_validation
+from s3t.data.preparation import PrepareSummary, prepare
 
 Rows = list[tuple[str, str]]  # (cache id, track path) of cached items or clips
 

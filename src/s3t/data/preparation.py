@@ -16,8 +16,16 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from s3t.audio.constant_q import BINS_PER_OCTAVE, FLOOR_DB, FMIN, HOP_LENGTH, log_cqt_batch, log_cqt_frames, N_BINS
-from s3t.audio.decode import AUDIO_EXTENSIONS, AudioError, load_audio, SAMPLE_RATE
+from s3t.audio.constant_q import (
+    BINS_PER_OCTAVE,
+    FLOOR_DB,
+    FMIN,
+    HOP_LENGTH,
+    N_BINS,
+    log_cqt_batch,
+    log_cqt_frames,
+)
+from s3t.audio.decode import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio
 from s3t.data.cache_writer import CacheWriter, Track
 from s3t.devices import resolve_device
 from s3t.io.files import write_json

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from s3t.eval import plots
-from s3t.io.checkpoint import save_checkpoint
 from s3t.config.schema import ProbeConfig
-from s3t.data.datasets import HEADLINE, LabeledSet
+from s3t.data.labeled_cache import LabeledCache
+from s3t.data.labeled_set import HEADLINE, LabeledSet
+from s3t.eval import plots
+from s3t.eval.probe import Probe, multilabel_metrics, single_label_metrics, train_probe
 from s3t.inference.encoders import Encoder
 from s3t.inference.features import embed_cache_to_file, read_features
+from s3t.io.checkpoint import save_checkpoint
 from s3t.io.files import write_text
-from s3t.data.labeled_cache import LabeledCache
-from s3t.eval.probe import multilabel_metrics, Probe, single_label_metrics, train_probe
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from s3t.audio.constant_q import log_cqt_frames, N_BINS
+from s3t.audio.constant_q import N_BINS, log_cqt_frames
 from s3t.audio.decode import load_audio
 from s3t.config.schema import ModelConfig
 from s3t.data.cache import Cache
-from s3t.models.backbones import build_encoder, SAMPLES
+from s3t.models.backbones import SAMPLES, build_encoder
 from s3t.transforms.augment import loop_to, resize_time
 from s3t.transforms.preprocess import model_input
 

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from s3t.audio.decode import load_audio
-from s3t.data.cache import Cache, INDEX_NAME, open_cache
+from s3t.data.cache import INDEX_NAME, Cache, open_cache
 from s3t.data.preparation import prepare
 from s3t.inference.encoders import Encoder, WaveEncoder
 from s3t.io.files import atomic_write, create_memmap, write_json

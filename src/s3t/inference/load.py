@@ -11,11 +11,10 @@ import torch
 
 from s3t.config.loading import ConfigError, load_config
 from s3t.config.schema import Config
-from s3t.inference.encoders import CqtStatsEncoder, Encoder, random_encoder, WaveEncoder
+from s3t.inference.encoders import CqtStatsEncoder, Encoder, WaveEncoder, random_encoder
 from s3t.io.checkpoint import load_checkpoint
 from s3t.io.export_folder import read_export, saved_config
 from s3t.models.backbones import build_encoder
-
 
 READOUT_KEYS = ("model.readout", "model.embedding")  # what may change on trained weights: neither holds any
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from s3t.version import __version__
 from s3t.io.files import atomic_write
+from s3t.version import __version__
 
 FORMAT = 1
 SCHEMA = {"format": int, "s3t_version": str, "method": str, "config": dict, "encoder": dict, "method_state": dict,

@@ -17,9 +17,10 @@ from s3t.config.schema import Config
 from s3t.data.cache import Cache, Corpus
 from s3t.data.views import TwoWaveCrops
 from s3t.methods.base import Method, spectrogram_views
-from s3t.models.backbones import build_encoder, SAMPLES
+from s3t.models.backbones import SAMPLES, build_encoder
 from s3t.models.heads import projection_head
 from s3t.transforms.waves import augment_waves
+
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """SimCLR's loss for two batches of views (N, C) of the same N items: cross-entropy of each

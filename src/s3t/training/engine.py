@@ -28,12 +28,25 @@ from tqdm import tqdm
 
 from s3t.config.loading import load_config, save_config
 from s3t.config.schema import Config
-from s3t.io.checkpoint import checkpoint_bytes, load_checkpoint, restore_method, save_checkpoint, training_state
+from s3t.io.checkpoint import (
+    checkpoint_bytes,
+    load_checkpoint,
+    restore_method,
+    save_checkpoint,
+    training_state,
+)
 from s3t.io.files import append_csv_row, write_json
 from s3t.methods.base import Method
-from s3t.training.distributed import setup_distributed, weight_checksums, World
+from s3t.training.distributed import World, setup_distributed, weight_checksums
 from s3t.training.loader import EpochSampler, to_device, training_loader
-from s3t.training.runlog import board_row, core_fields, open_tensorboard, plot_run, run_summary, trim_log
+from s3t.training.runlog import (
+    board_row,
+    core_fields,
+    open_tensorboard,
+    plot_run,
+    run_summary,
+    trim_log,
+)
 from s3t.training.schedule import warmup_cosine
 from s3t.training.step import build_optimizer, speed_up, train_step
 

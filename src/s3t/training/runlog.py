@@ -11,8 +11,8 @@ import csv
 from pathlib import Path
 
 from s3t.config.schema import Config
-from s3t.io.files import atomic_write
 from s3t.io.figures import pyplot, save_figure
+from s3t.io.files import atomic_write
 
 CORE = ("step", "epoch", "loss", "lr", "samples_per_s", "elapsed_s")  # in every row of every run
 

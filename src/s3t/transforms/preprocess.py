@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from s3t.audio.constant_q import FLOOR_DB
-from s3t.config.schema import input_frames, PREPROCESSORS
+from s3t.config.schema import PREPROCESSORS, input_frames
 
 
 def fold_time(x: torch.Tensor, n: int) -> torch.Tensor:

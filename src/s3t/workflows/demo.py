@@ -19,14 +19,15 @@ import torch
 from s3t.audio import synth
 from s3t.config.loading import load_config
 from s3t.config.schema import Config
-from s3t.data.datasets import LabeledSet, load_folder, with_validation
+from s3t.data.datasets import load_folder
+from s3t.data.labeled_cache import write_manifest
+from s3t.data.labeled_set import LabeledSet, with_validation
+from s3t.data.preparation import prepare
+from s3t.eval.linear_eval import linear_eval, mean_std
 from s3t.inference.encoders import CqtStatsEncoder, random_encoder
 from s3t.inference.load import load_encoder
-from s3t.eval.linear_eval import linear_eval, mean_std
-from s3t.data.labeled_cache import write_manifest
-from s3t.data.preparation import prepare
-from s3t.training.step import build_optimizer, train_step
 from s3t.methods.registry import build_method
+from s3t.training.step import build_optimizer, train_step
 from s3t.workflows.pretrain import pretrain
 
 log = logging.getLogger(__name__)

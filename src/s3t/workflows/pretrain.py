@@ -15,11 +15,11 @@ import torch
 from s3t.config.schema import Config
 from s3t.data.cache import Cache, Corpus, open_corpus
 from s3t.devices import rank
-from s3t.eval.monitor import build_monitor, Monitor
+from s3t.eval.monitor import Monitor, build_monitor
 from s3t.methods.base import Method
 from s3t.methods.registry import build_method
 from s3t.seeds import seed_of
-from s3t.training.engine import EpochCheck, fit, TrainingError
+from s3t.training.engine import EpochCheck, TrainingError, fit
 from s3t.training.runlog import open_tensorboard
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from s3t.config.schema import Config
-from s3t.data.datasets import LabeledSet
 from s3t.data.labeled_cache import LabeledCache
+from s3t.data.labeled_set import LabeledSet
 from s3t.data.views import LabeledCrops
 from s3t.eval.linear_eval import linear_eval, score_test_split
 from s3t.eval.probe import Probe, validation_score
