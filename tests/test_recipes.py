@@ -1,5 +1,5 @@
 """The README's "Adding a backbone / a dataset" recipes, followed to the letter (the method recipe is
-test_engine.py's `Bootstrap`): a new entry in `ENCODERS` pre-trains, checkpoints and embeds; a new
+test_engine.py's `Bootstrap`): a backbone registered by `s3t.register_encoder` pre-trains, checkpoints and embeds; a new
 entry in `LOADERS` is probed by `linear-eval`."""
 
 import csv
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import s3t
 from audio_fixtures import write_labeled_music, write_music
 from s3t.config.loading import load_config
 from s3t.data.datasets import LOADERS, load_dataset
@@ -39,7 +40,12 @@ def test_a_new_backbone_is_one_registry_entry(tmp_path, monkeypatch):
     from s3t.inference.load import load_encoder
     from s3t.workflows.pretrain import pretrain
 
-    monkeypatch.setitem(ENCODERS, "tinyconv", lambda cfg: TinyConv(width=12))
+    monkeypatch.setitem(ENCODERS, "tinyconv", None)  # the registry as it was, after the test
+
+    @s3t.register_encoder("tinyconv")
+    def build_tinyconv(model_cfg):
+        return TinyConv(width=12)
+
     for i in range(8):
         write_music(tmp_path / "audio" / f"t{i}.wav", seconds=3.0, seed=i)
     prepare(tmp_path / "audio", tmp_path / "cache", workers=0, progress=False)
