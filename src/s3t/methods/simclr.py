@@ -2,9 +2,8 @@
 with SampleCNN on raw waveforms (`--config clmr`).
 
 For a waveform encoder, two views of a track are two random 59,049-sample crops (2.68 s at
-22,050 Hz) of its audio (`TwoWaveCrops`), each through CLMR's chain of waveform augmentations
-(`s3t.transforms.waves`); for a
-spectrogram encoder, the two views and their augmentations are MoCo's. The loss is NT-Xent over
+22,050 Hz) of its audio (`s3t.data.views.TwoWaveCrops`), each through CLMR's chain of waveform augmentations
+(`s3t.transforms.waves`); for a spectrogram encoder, the two views and their augmentations are MoCo's. The loss is NT-Xent over
 the 2N views of a batch: each view's positive is its partner, the other 2N − 2 its negatives.
 """
 

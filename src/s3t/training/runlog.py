@@ -19,7 +19,7 @@ CORE = ("step", "epoch", "loss", "lr", "samples_per_s", "elapsed_s")  # in every
 
 def core_fields(stat_names: tuple[str, ...] = ()) -> list[str]:
     """The columns every row has, with a method's stats after the loss."""
-    return ["step", "epoch", "loss", *stat_names, "lr", "samples_per_s", "elapsed_s"]
+    return [*CORE[:3], *stat_names, *CORE[3:]]
 
 
 def read_log(path: Path) -> list[dict]:
