@@ -41,9 +41,11 @@ def encoder_choice(args: argparse.Namespace) -> EncoderChoice:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    path = embed_to_file(args.input, encoder_choice(args).load(), args.out, windows=args.windows,
-                         batch_size=args.batch_size, save_every=args.save_every, workers=args.workers, device=args.device,
-                         progress=not args.no_progress)
+    path, summary = embed_to_file(args.input, encoder_choice(args).load(), args.out, windows=args.windows,
+                                  batch_size=args.batch_size, save_every=args.save_every, workers=args.workers,
+                                  device=args.device, progress=not args.no_progress)
+    if summary is not None:
+        print(summary)
     print(f"features: {path}")
     return 0
 
