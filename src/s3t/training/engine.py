@@ -167,11 +167,8 @@ def fit(method: Method, dataset: torch.utils.data.Dataset, cfg: Config, out: str
         write_json(out / "summary.json", run_summary(out / "log.csv", cfg, method.name))
         if run.board:
             run.board.close()
-    sums = weight_checksums(method, world)
-    if len(set(sums)) != 1:
-        raise TrainingError(f"ranks disagree on the weights: {sums}")
     if world.size > 1:
-        log.info("all %d ranks hold the same weights (checksum %.6f)", world.size, sums[0])
+        _check_ranks_agree(method, world)
     return out / "last.pt"
 
 
@@ -289,3 +286,11 @@ def _end_epoch(run: Run) -> None:
 
 def _done(step: int, cfg: Config) -> bool:
     return bool(cfg.train.max_steps) and step >= cfg.train.max_steps
+
+
+def _check_ranks_agree(model: torch.nn.Module, world: World) -> None:
+    """Under DDP, confirm every rank ends with the same weights (logged, raises if not)."""
+    sums = weight_checksums(model, world)
+    if len(set(sums)) != 1:
+        raise TrainingError(f"ranks disagree on the weights: {sums}")
+    log.info("all %d ranks hold the same weights (checksum %.6f)", world.size, sums[0])
