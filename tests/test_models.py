@@ -5,27 +5,30 @@ from s3t.config.schema import ModelConfig
 from s3t.models.backbones import (
     ENCODERS,
     SAMPLES,
-    SWIN_PRESETS,
     build_encoder,
-    check_swin_geometry,
+    has_batch_norm,
 )
+from s3t.models.swin import SWIN_PRESETS, check_swin_geometry
+from s3t.transforms.preprocess import input_shape
 
-SIZES = {"swin_t": 256, "swin_mini": 256, "swin_nano": 128}
+SIZES = {"swin_t": 256, "swin_mini": 256, "swin_nano": 128, "swin_t_conv": 256}
+NATIVE = {"swin_mini_native"}  # built for the native pre-processor's 96 × T input
 
 
-def example_input(model: torch.nn.Module, size: int) -> torch.Tensor:
+def example_input(model: torch.nn.Module, cfg: ModelConfig) -> torch.Tensor:
     """Two inputs of the kind the encoder declares."""
-    return torch.randn(2, 1, SAMPLES) if model.input_kind == "wave" else torch.randn(2, 1, size, size)
+    return torch.randn(2, 1, SAMPLES) if model.input_kind == "wave" else torch.randn(2, 1, *input_shape(cfg))
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_every_encoder_keeps_the_contract(name):
     torch.manual_seed(0)
-    size = SIZES.get(name, 128)
     # no drop-path: with 2 samples a dropped residual branch would leave its block without gradient
-    model = build_encoder(ModelConfig(name=name, input_size=size, fold=1, drop_path=0.0))
+    cfg = ModelConfig(name=name, input_size=SIZES.get(name, 128 if name not in NATIVE else 96), fold=1, drop_path=0.0,
+                      preprocessor="native" if name in NATIVE else "time_fold")
+    model = build_encoder(cfg)
     assert model.input_kind in ("spectrogram", "wave")
-    x = example_input(model, size)
+    x = example_input(model, cfg)
     y = model(x)
     assert y.shape == (2, model.num_features)
     assert torch.isfinite(y).all()
@@ -41,7 +44,7 @@ def test_swin_t_is_the_papers_size():
 
 
 def test_geometry_errors_name_the_numbers():
-    with pytest.raises(ValueError, match=r"stage 0 has a 50×50 token grid \(200 / patch 4 / 2\^0\), not a multiple of the window size 8"):
+    with pytest.raises(ValueError, match=r"stage 0 has a 50-token grid axis \(200 / patch 4 / 2\^0\), not a multiple of the window size 8"):
         check_swin_geometry(200, SWIN_PRESETS["swin_t"])
     with pytest.raises(ValueError, match="not a multiple of the patch size 4"):
         check_swin_geometry(258, SWIN_PRESETS["swin_t"])
@@ -117,7 +120,7 @@ def test_resnet_pools_rows_with_their_spread_and_every_stage_from_the_same_weigh
 
 
 def test_fused_attention_is_the_same_function_of_the_same_weights():
-    from s3t.models.backbones import fuse_attention
+    from s3t.models.swin import fuse_attention
 
     torch.manual_seed(0)
     encoder = build_encoder(ModelConfig(name="swin_nano", input_size=64, preprocessor="freq_tile", drop_path=0.0)).eval()
@@ -126,3 +129,28 @@ def test_fused_attention_is_the_same_function_of_the_same_weights():
         plain = encoder(x)
         assert fuse_attention(encoder) == 4  # one attention block per stage of swin_nano
         torch.testing.assert_close(encoder(x), plain, rtol=1e-4, atol=1e-5)
+
+
+def test_swin_stems_keep_the_token_grid_and_the_patch_stem_is_the_papers():
+    x = torch.randn(2, 1, 128, 128)
+    for name in ("swin_mini", "swin_mini_conv", "swin_mini_hybrid"):
+        model = build_encoder(ModelConfig(name=name, input_size=128, fold=1))
+        tokens = model.swin.patch_embed(x)
+        assert tokens.shape == (2, 16, 16, 48)  # NHWC at stride 8, as timm's stages take them
+    # the patch stem is timm's own: swin_mini's parameter count is what it was before the stems came
+    assert sum(p.numel() for p in build_encoder(ModelConfig(name="swin_mini")).parameters()) == 5_120_492
+    # convolutional stems hold BatchNorm, so MoCo shuffles batches across them as for ResNets
+    assert has_batch_norm(build_encoder(ModelConfig(name="swin_mini_conv", input_size=128, fold=1)))
+    assert not has_batch_norm(build_encoder(ModelConfig(name="swin_mini", input_size=128, fold=1)))
+
+
+def test_the_native_swin_reads_96_rows_by_time_with_windows_inside_them():
+    cfg = ModelConfig(name="swin_mini_native", preprocessor="native", input_size=768)
+    assert input_shape(cfg) == (96, 768) and cfg.frames == 768
+    model = build_encoder(cfg)
+    assert model.swin.patch_embed(torch.randn(1, 1, 96, 768)).shape == (1, 12, 96, 64)
+    with pytest.raises(ValueError, match=r"expected input \(B, 1, 96, 768\)"):
+        model(torch.randn(1, 1, 256, 256))
+    # on the square folded input its (6, 12) windows do not tile the 32 × 32 grid: a clear error
+    with pytest.raises(ValueError, match="32-token grid axis .* not a multiple of the window size 6"):
+        build_encoder(ModelConfig(name="swin_mini_native"))

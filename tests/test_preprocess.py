@@ -58,3 +58,13 @@ def test_to_model_input(pre, frames):
         to_model_input(torch.randn(3, 84, frames // 2 * 2 + (6 if pre == "time_fold" else 2)), pre)
     with pytest.raises(ValueError, match="unknown pre-processor"):
         to_model_input(x, "fold")
+
+
+def test_native_input_is_the_cqt_padded_to_96_rows_with_the_floor():
+    x = torch.randn(2, 84, 40)
+    y = to_model_input(x, "native", size=40)
+    assert y.shape == (2, 1, 96, 40)
+    assert torch.equal(y[:, 0, :84], x) and (y[:, 0, 84:] == FLOOR_DB).all()
+    with pytest.raises(ValueError, match="native input takes 40 frames, got 41"):
+        to_model_input(torch.randn(2, 84, 41), "native", size=40)
+    assert input_frames("native", 40) == 40

@@ -8,14 +8,15 @@ from dataclasses import asdict, dataclass, field, fields
 
 from s3t.devices import check_device_name
 
-PREPROCESSORS = ("time_fold", "freq_tile")
+PREPROCESSORS = ("time_fold", "freq_tile", "native")
 
 
 def input_frames(preprocessor: str, size: int = 256, n: int | None = None) -> int:
-    """How many CQT frames a pre-processor turns into a size × size input (768 / 256 by default)."""
+    """How many CQT frames a pre-processor turns into one model input: size × size (768 / 256 by
+    default), or for `native` the input's width, `size` frames."""
     if preprocessor == "time_fold":
         return size * (n or 3)
-    if preprocessor == "freq_tile":
+    if preprocessor in ("freq_tile", "native"):
         return size
     raise ValueError(f"unknown pre-processor {preprocessor!r}; expected one of {PREPROCESSORS}")
 
@@ -79,8 +80,10 @@ class ModelConfig:
     """The encoder and how a spectrogram becomes its square input."""
 
     name: str = "swin_t"  # a key of s3t.models.ENCODERS
-    preprocessor: str = "time_fold"  # time_fold | freq_tile
-    input_size: int = 256  # the square input: 84 × 768 folds to 252 × 256, padded to 256 × 256
+    # time_fold | freq_tile: a square input; native: the CQT as it is, 84 bins padded to 96 rows
+    preprocessor: str = "time_fold"
+    # the square input's side: 84 × 768 folds to 252 × 256, padded to 256 × 256; native: frames (width)
+    input_size: int = 256
     fold: int = 3  # time segments stacked by time_fold
     tile: int = 0  # copies of the 84 bins stacked by freq_tile; 0 = just enough to fill input_size
     drop_path: float = 0.1

@@ -1,10 +1,8 @@
 """Encoders: one contract for every backbone, `(B, 1, …) -> (B, D)` with `num_features = D` and
-`input_kind` saying what the input is: "spectrogram" (B, 1, S, S), the pre-processed log-CQT, or
-"wave" (B, 1, N), raw audio at 22,050 Hz.
+`input_kind` saying what the input is: "spectrogram" (B, 1, H, W), the pre-processed log-CQT
+(square, or 96 × T for the native pre-processor), or "wave" (B, 1, N), raw audio at 22,050 Hz.
 
-`ENCODERS` maps a name to a builder: the paper's Swin-T and smaller Swins for CPU runs
-(timm's `SwinTransformer`; geometry is checked when a model is built, with the numbers in the
-error), the ResNet baselines (timm), a convolutional-recurrent network (the paper's
+`ENCODERS` maps a name to a builder: the paper's Swin-T and the other Swins (`s3t.models.swin`), the ResNet baselines (timm), a convolutional-recurrent network (the paper's
 "MSNet-BiGRU" row) and CLMR's SampleCNN on waveforms. ResNets, the CRNN and SampleCNN hold
 BatchNorm: under MoCo they need shuffle-BN (`s3t.methods.moco`), Swin's LayerNorm does not.
 """
@@ -17,90 +15,14 @@ from typing import Callable
 import timm
 import torch
 from timm.models.resnet import BasicBlock, ResNet
-from timm.models.swin_transformer import SwinTransformer
 
 from s3t.config.schema import ModelConfig
-from s3t.transforms.preprocess import check_geometry
-
-
-@dataclass(frozen=True)
-class SwinPreset:
-    embed_dim: int
-    depths: tuple[int, ...]
-    num_heads: tuple[int, ...]
-    patch_size: int = 4
-    window_size: int = 8
-
-
-SWIN_PRESETS = {
-    "swin_t": SwinPreset(96, (2, 2, 6, 2), (3, 6, 12, 24)),  # the paper's Swin-T, 27.5 M parameters
-    # 5.1 M; 8 × 8 patches (4× fewer tokens than Swin-T's 4 × 4) for pre-training on CPU
-    "swin_mini": SwinPreset(48, (2, 2, 2, 2), (2, 4, 8, 16), patch_size=8),
-    "swin_nano": SwinPreset(24, (1, 1, 1, 1), (1, 2, 4, 8)),  # 0.7 M: tests
-}
-
-
-def check_swin_geometry(size: int, preset: SwinPreset) -> None:
-    """Every stage's token grid must tile into whole windows; raise ValueError with the numbers."""
-    if size % preset.patch_size:
-        raise ValueError(f"input size {size} is not a multiple of the patch size {preset.patch_size}")
-    grid = size // preset.patch_size
-    for stage in range(len(preset.depths)):
-        if stage and grid % 2:
-            raise ValueError(f"input size {size}: stage {stage} cannot merge an odd {grid}×{grid} token grid")
-        grid = grid // 2 if stage else grid
-        if grid % preset.window_size and grid > preset.window_size:
-            raise ValueError(f"input size {size}: stage {stage} has a {grid}×{grid} token grid "
-                             f"({size} / patch {preset.patch_size} / 2^{stage}), not a multiple of the window "
-                             f"size {preset.window_size}")
-
-
-class SwinEncoder(torch.nn.Module):
-    """timm SwinTransformer on one-channel spectrogram images, pooled: (B, 1, S, S) -> (B, D)."""
-
-    input_kind = "spectrogram"
-
-    def __init__(self, size: int, preset: SwinPreset, drop_path: float, freeze_patch_embed: bool = False,
-                 pooling: str = "mean"):
-        super().__init__()
-        check_swin_geometry(size, preset)
-        self.size, self.pooling = size, pooling
-        self.swin = SwinTransformer(
-            img_size=size, patch_size=preset.patch_size, in_chans=1, num_classes=0,
-            embed_dim=preset.embed_dim, depths=preset.depths, num_heads=preset.num_heads,
-            window_size=preset.window_size, drop_path_rate=drop_path,
-        )
-        self.swin.patch_embed.requires_grad_(not freeze_patch_embed)
-        rows = size // preset.patch_size // 2 ** (len(preset.depths) - 1)  # of the last stage's token grid
-        if pooling == "stages":
-            self.num_features = sum(stage["num_chs"] for stage in self.swin.feature_info)
-        else:
-            self.num_features = self.swin.num_features * {"mean": 1, "rows": rows, "rows_stats": 2 * rows}[pooling]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1:] != (1, self.size, self.size):
-            raise ValueError(f"expected input (B, 1, {self.size}, {self.size}), got {tuple(x.shape)}")
-        if self.pooling == "mean":
-            return self.swin(x)  # (B, D)
-        if self.pooling == "stages":
-            return self._stage_means(x)
-        tokens = self.swin.forward_features(x)  # (B, rows, columns, C): rows follow frequency
-        if self.pooling == "rows":
-            return tokens.mean(2).flatten(1)  # (B, rows · C)
-        return torch.cat([tokens.mean(2).flatten(1), tokens.std(2).flatten(1)], 1)  # (B, 2 · rows · C)
-
-    def _stage_means(self, x: torch.Tensor) -> torch.Tensor:
-        """Each stage's tokens averaged over frequency and time, concatenated: (B, Σ stage widths);
-        the last stage after the final norm, so its part is the paper's mean-pooled feature."""
-        tokens, means = self.swin.patch_embed(x), []  # (B, rows, columns, C), as timm's stages take them
-        for i, stage in enumerate(self.swin.layers):
-            tokens = stage(tokens)
-            means.append((self.swin.norm(tokens) if i == len(self.swin.layers) - 1 else tokens).mean((1, 2)))
-        return torch.cat(means, 1)
+from s3t.models.swin import SWIN_PRESETS, SwinEncoder
+from s3t.transforms.preprocess import check_geometry, input_shape
 
 
 def _swin_builder(name: str) -> Callable[[ModelConfig], torch.nn.Module]:
-    return lambda cfg: SwinEncoder(cfg.input_size, SWIN_PRESETS[name], cfg.drop_path, cfg.freeze_patch_embed,
+    return lambda cfg: SwinEncoder(input_shape(cfg), SWIN_PRESETS[name], cfg.drop_path, cfg.freeze_patch_embed,
                                    cfg.pooling)
 
 
@@ -110,7 +32,7 @@ class ResNetEncoder(torch.nn.Module):
 
     input_kind = "spectrogram"
 
-    def __init__(self, name: str, drop_path: float, size: int = 256, pooling: str = "mean"):
+    def __init__(self, name: str, drop_path: float, height: int = 256, pooling: str = "mean"):
         super().__init__()
         # MoCo's ResNet-50 (torchvision's defaults) starts every residual branch live: no zero-init
         common = dict(in_chans=1, num_classes=0, drop_path_rate=drop_path, zero_init_last=False)
@@ -119,7 +41,7 @@ class ResNetEncoder(torch.nn.Module):
         else:
             self.net = timm.create_model(name, pretrained=False, **common)
         self.pooling = pooling
-        rows = -(-size // self.net.feature_info[-1]["reduction"])  # of the last stage's map
+        rows = -(-height // self.net.feature_info[-1]["reduction"])  # of the last stage's map
         if pooling == "stages":
             self.num_features = sum(stage["num_chs"] for stage in self.net.feature_info[1:])
         else:
@@ -219,7 +141,7 @@ SAMPLECNN_PRESETS = {
 
 ENCODERS: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
     **{name: _swin_builder(name) for name in SWIN_PRESETS},
-    **{name: (lambda cfg, name=name: ResNetEncoder(name, cfg.drop_path, cfg.input_size, cfg.pooling))
+    **{name: (lambda cfg, name=name: ResNetEncoder(name, cfg.drop_path, input_shape(cfg)[0], cfg.pooling))
        for name in RESNETS},
     **{name: (lambda cfg, name=name: CRNNEncoder(CRNN_PRESETS[name])) for name in CRNN_PRESETS},
     **{name: (lambda cfg, name=name: SampleCNN(SAMPLECNN_PRESETS[name])) for name in SAMPLECNN_PRESETS},
@@ -240,8 +162,8 @@ def has_batch_norm(module: torch.nn.Module) -> bool:
 
 
 def build_encoder(cfg: ModelConfig) -> torch.nn.Module:
-    """The encoder `cfg.name` names; a spectrogram encoder for `cfg.input_size` square inputs, whose
-    pre-processor must fill them (checked here, with the numbers)."""
+    """The encoder `cfg.name` names; a spectrogram encoder for the inputs `cfg`'s pre-processor makes
+    (which must fill them: checked here, with the numbers)."""
     if cfg.name not in ENCODERS:
         raise ValueError(f"unknown encoder {cfg.name!r}; available: {sorted(ENCODERS)}")
     if cfg.pooling != "mean" and cfg.name not in (*SWIN_PRESETS, *RESNETS):
@@ -251,12 +173,3 @@ def build_encoder(cfg: ModelConfig) -> torch.nn.Module:
     if encoder.input_kind == "spectrogram":
         check_geometry(cfg.preprocessor, cfg.input_size, cfg.segments)
     return encoder
-
-
-def fuse_attention(module: torch.nn.Module) -> int:
-    """Switch every timm attention block in `module` to PyTorch's fused scaled-dot-product attention
-    (off by default in timm's Swin); the same function of the same weights. Returns how many."""
-    blocks = [m for m in module.modules() if hasattr(m, "fused_attn")]
-    for m in blocks:
-        m.fused_attn = True
-    return len(blocks)

@@ -7,7 +7,7 @@ import torch
 
 from s3t.config.schema import Config
 from s3t.methods.base import Method
-from s3t.models.backbones import fuse_attention
+from s3t.models.swin import fuse_attention
 from s3t.seeds import step_seed
 from s3t.training.distributed import finite_on_every_rank
 

@@ -3,7 +3,8 @@
 Time folding (default): cut time into n equal segments and stack them along frequency,
 84 × 768 -> 252 × 256, then pad the top with the floor value to 256 × 256 (84 bins cannot
 fold to an exact square). Frequency tiling: repeat along frequency and keep the lowest
-rows, 84 × 256 -> 256 × 256.
+rows, 84 × 256 -> 256 × 256. Native: no square; the 84 bins padded to 96 rows (a multiple of
+every stride up to 32), 84 × T -> 96 × T, so neighbouring tokens are always neighbours in time.
 """
 
 from __future__ import annotations
@@ -49,9 +50,16 @@ def normalize_db(x: torch.Tensor) -> torch.Tensor:
     return (x - FLOOR_DB) / (-FLOOR_DB / 2) - 1.0
 
 
+NATIVE_ROWS = 96
+
+
 def to_model_input(x: torch.Tensor, preprocessor: str = "time_fold", size: int = 256,
                    n: int | None = None) -> torch.Tensor:
-    """(B, F, input_frames) log-CQTs -> (B, 1, size, size) model input."""
+    """(B, F, input_frames) log-CQTs -> (B, 1, size, size) model input; native: (B, 1, 96, size)."""
+    if preprocessor == "native":
+        if x.shape[-1] != size:
+            raise ValueError(f"native input takes {size} frames, got {x.shape[-1]}")
+        return pad_frequency(x, NATIVE_ROWS).unsqueeze(-3)
     if preprocessor == "time_fold":
         y = pad_frequency(fold_time(x, n or 3), size)
     elif preprocessor == "freq_tile":
@@ -66,7 +74,9 @@ def to_model_input(x: torch.Tensor, preprocessor: str = "time_fold", size: int =
 
 def check_geometry(preprocessor: str, size: int, n: int, bins: int = 84) -> None:
     """Raise ValueError, with the numbers, when `preprocessor` cannot fill a size × size input
-    from `bins` frequency bins with n segments (time_fold) or copies (freq_tile)."""
+    from `bins` frequency bins with n segments (time_fold) or copies (freq_tile), or `native` its rows."""
+    if preprocessor == "native" and bins > NATIVE_ROWS:
+        raise ValueError(f"native input holds {NATIVE_ROWS} rows, fewer than {bins} bins")
     if preprocessor == "time_fold" and bins * n > size:
         raise ValueError(f"time_fold stacks {n} × {bins} bins = {bins * n} rows, more than model.input_size {size}; "
                          "lower model.fold")
@@ -74,6 +84,13 @@ def check_geometry(preprocessor: str, size: int, n: int, bins: int = 84) -> None
         raise ValueError(f"freq_tile: {n} copies of {bins} bins give {bins * n} rows, fewer than model.input_size "
                          f"{size}; raise model.tile (0 = just enough)")
     input_frames(preprocessor, size, n)  # an unknown pre-processor
+
+
+def input_shape(model_cfg) -> tuple[int, int]:
+    """(H, W) of the image `model_input` makes for the model `model_cfg` (a ModelConfig)."""
+    if model_cfg.preprocessor == "native":
+        return NATIVE_ROWS, model_cfg.input_size
+    return model_cfg.input_size, model_cfg.input_size
 
 
 def model_input(views: torch.Tensor, model_cfg) -> torch.Tensor:

@@ -1,0 +1,160 @@
+"""Swin encoders: timm's `SwinTransformer` on one-channel spectrograms, (B, 1, H, W) -> (B, D).
+
+The input is the square time-folded image (H = W = `model.input_size`) or the native CQT
+(`model.preprocessor=native`: 84 bins padded to 96 rows, W frames). The preset names the layer that
+turns the image into tokens, handed to timm as its `embed_layer`:
+
+- "patch": the paper's strided patch projection;
+- "conv": a convolutional stem (Xiao et al. 2021, "Early Convolutions Help Transformers See Better"):
+  3×3 stride-2 convolutions with BatchNorm and ReLU down to the patch grid, then a 1×1 projection;
+- "resnet": a hybrid (as ViT's R50+ViT): `resnet_small`'s stem and first two stages (stride 8),
+  then a 1×1 projection, so the Swin stages start from residual time-frequency features.
+
+Geometry is checked when a model is built, with the numbers in the error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from timm.layers import PatchEmbed
+from timm.models.resnet import BasicBlock, ResNet
+from timm.models.swin_transformer import SwinTransformer
+
+@dataclass(frozen=True)
+class SwinPreset:
+    embed_dim: int
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    patch_size: int = 4
+    window_size: tuple[int, int] = (8, 8)  # (frequency, time) tokens
+    stem: str = "patch"
+
+
+SWIN_PRESETS = {
+    "swin_t": SwinPreset(96, (2, 2, 6, 2), (3, 6, 12, 24)),  # the paper's Swin-T, 27.5 M parameters
+    # 5.1 M; 8 × 8 patches (4× fewer tokens than Swin-T's 4 × 4) for pre-training on CPU
+    "swin_mini": SwinPreset(48, (2, 2, 2, 2), (2, 4, 8, 16), patch_size=8),
+    "swin_nano": SwinPreset(24, (1, 1, 1, 1), (1, 2, 4, 8)),  # 0.7 M: tests
+    # issue 27's remedies, each on swin_mini's token grid
+    "swin_mini_conv": SwinPreset(48, (2, 2, 2, 2), (2, 4, 8, 16), patch_size=8, stem="conv"),
+    "swin_mini_hybrid": SwinPreset(48, (2, 2, 2, 2), (2, 4, 8, 16), patch_size=8, stem="resnet"),
+    # for model.preprocessor=native at 768 frames: a 12 × 96 grid, windows that never straddle a fold
+    # (three stages: a fourth would merge an odd 3-row grid; 5.4 M parameters, as swin_mini's 5.1 M)
+    "swin_mini_native": SwinPreset(64, (2, 2, 6), (2, 4, 8), patch_size=8, window_size=(6, 12), stem="conv"),
+    "swin_t_conv": SwinPreset(96, (2, 2, 6, 2), (3, 6, 12, 24), stem="conv"),  # the GPU-sized conv stem
+}
+
+
+def check_swin_geometry(shape: int | tuple[int, int], preset: SwinPreset) -> None:
+    """Every stage's token grid must tile into whole windows (or fit in one) and merge evenly;
+    raise ValueError with the numbers."""
+    shape = (shape, shape) if isinstance(shape, int) else tuple(shape)
+    for axis, size in enumerate(shape):
+        if size % preset.patch_size:
+            raise ValueError(f"input size {size} is not a multiple of the patch size {preset.patch_size}")
+        grid, window = size // preset.patch_size, preset.window_size[axis]
+        for stage in range(len(preset.depths)):
+            if stage and grid % 2:
+                raise ValueError(f"input size {size}: stage {stage} cannot merge an odd {grid}-token "
+                                 f"{'row' if axis else 'column'} of the grid")
+            grid = grid // 2 if stage else grid
+            if grid % window and grid > window:
+                raise ValueError(f"input size {size}: stage {stage} has a {grid}-token grid axis ({size} / patch "
+                                 f"{preset.patch_size} / 2^{stage}), not a multiple of the window size {window}")
+
+
+class _Stem(torch.nn.Module):
+    """What timm's `embed_layer` must be: (B, 1, H, W) -> (B, H/p, W/p, C) tokens, with `grid_size`."""
+
+    def __init__(self, body: torch.nn.Module, width: int, img_size: tuple[int, int], patch_size: int, embed_dim: int,
+                 norm_layer):
+        super().__init__()
+        self.body, self.proj = body, torch.nn.Conv2d(width, embed_dim, 1)
+        self.norm = norm_layer(embed_dim) if norm_layer else torch.nn.Identity()
+        self.img_size, self.patch_size = img_size, (patch_size, patch_size)
+        self.grid_size = (img_size[0] // patch_size, img_size[1] // patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(self.body(x)).permute(0, 2, 3, 1))
+
+
+def conv_stem(img_size, patch_size, in_chans, embed_dim, norm_layer=None, **_) -> _Stem:
+    """log2(patch) stride-2 3×3 convolutions, widths doubling up to `embed_dim`."""
+    steps = int(math.log2(patch_size))
+    widths = [max(8, embed_dim >> (steps - 1 - i)) for i in range(steps)]
+    layers, c_in = [], in_chans
+    for c in widths:
+        layers += [torch.nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), torch.nn.BatchNorm2d(c),
+                   torch.nn.ReLU(inplace=True)]
+        c_in = c
+    return _Stem(torch.nn.Sequential(*layers), c_in, img_size, patch_size, embed_dim, norm_layer)
+
+
+def resnet_stem(img_size, patch_size, in_chans, embed_dim, norm_layer=None, **_) -> _Stem:
+    """resnet_small's stem and stages 1–2: stride 8, 64 channels."""
+    if patch_size != 8:
+        raise ValueError(f"the resnet stem has stride 8, not patch size {patch_size}")
+    net = ResNet(BasicBlock, (1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=32, in_chans=in_chans,
+                 num_classes=0, zero_init_last=False)
+    body = torch.nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool, net.layer1, net.layer2)
+    return _Stem(body, 64, img_size, patch_size, embed_dim, norm_layer)
+
+
+EMBED_LAYERS = {"patch": PatchEmbed, "conv": conv_stem, "resnet": resnet_stem}
+
+
+class SwinEncoder(torch.nn.Module):
+    """timm SwinTransformer on one-channel spectrogram images, pooled: (B, 1, H, W) -> (B, D)."""
+
+    input_kind = "spectrogram"
+
+    def __init__(self, shape: int | tuple[int, int], preset: SwinPreset, drop_path: float,
+                 freeze_patch_embed: bool = False, pooling: str = "mean"):
+        super().__init__()
+        self.shape = (shape, shape) if isinstance(shape, int) else tuple(shape)
+        check_swin_geometry(self.shape, preset)
+        self.pooling = pooling
+        self.swin = SwinTransformer(
+            img_size=self.shape, patch_size=preset.patch_size, in_chans=1, num_classes=0,
+            embed_dim=preset.embed_dim, depths=preset.depths, num_heads=preset.num_heads,
+            window_size=preset.window_size, drop_path_rate=drop_path, embed_layer=EMBED_LAYERS[preset.stem],
+        )
+        self.swin.patch_embed.requires_grad_(not freeze_patch_embed)
+        rows = self.shape[0] // preset.patch_size // 2 ** (len(preset.depths) - 1)  # of the last stage's grid
+        if pooling == "stages":
+            self.num_features = sum(stage["num_chs"] for stage in self.swin.feature_info)
+        else:
+            self.num_features = self.swin.num_features * {"mean": 1, "rows": rows, "rows_stats": 2 * rows}[pooling]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1:] != (1, *self.shape):
+            raise ValueError(f"expected input (B, 1, {self.shape[0]}, {self.shape[1]}), got {tuple(x.shape)}")
+        if self.pooling == "mean":
+            return self.swin(x)  # (B, D)
+        if self.pooling == "stages":
+            return self._stage_means(x)
+        tokens = self.swin.forward_features(x)  # (B, rows, columns, C): rows follow frequency
+        if self.pooling == "rows":
+            return tokens.mean(2).flatten(1)  # (B, rows · C)
+        return torch.cat([tokens.mean(2).flatten(1), tokens.std(2).flatten(1)], 1)  # (B, 2 · rows · C)
+
+    def _stage_means(self, x: torch.Tensor) -> torch.Tensor:
+        """Each stage's tokens averaged over frequency and time, concatenated: (B, Σ stage widths);
+        the last stage after the final norm, so its part is the paper's mean-pooled feature."""
+        tokens, means = self.swin.patch_embed(x), []  # (B, rows, columns, C), as timm's stages take them
+        for i, stage in enumerate(self.swin.layers):
+            tokens = stage(tokens)
+            means.append((self.swin.norm(tokens) if i == len(self.swin.layers) - 1 else tokens).mean((1, 2)))
+        return torch.cat(means, 1)
+
+
+def fuse_attention(module: torch.nn.Module) -> int:
+    """Switch every timm attention block in `module` to PyTorch's fused scaled-dot-product attention
+    (off by default in timm's Swin); the same function of the same weights. Returns how many."""
+    blocks = [m for m in module.modules() if hasattr(m, "fused_attn")]
+    for m in blocks:
+        m.fused_attn = True
+    return len(blocks)
