@@ -69,3 +69,15 @@ def test_supervised_resumes_from_its_last_checkpoint(labeled, tmp_path):
     assert load_checkpoint(out / "last.pt")["progress"]["epoch"] == 3 and first["best_epoch"] <= 2
     assert not torch.equal(load_checkpoint(out / "last.pt")["encoder"]["conv.0.weight"], weights["conv.0.weight"])
     assert "track" in again
+
+
+def test_its_own_head_reads_the_trained_pooling_when_the_recipe_probes_rows(labeled, tmp_path):
+    """With cpu-small's `model.readout=rows` the head (trained on the mean) once met rows features."""
+    from s3t.config.loading import load_config
+    from s3t.data.datasets import load_folder
+    from s3t.workflows.supervised import train_supervised
+
+    cfg = load_config(["tiny"], ["model.name=swin_nano", "model.readout=rows", "optim.epochs=1", "train.batch_size=4"])
+    metrics = train_supervised(load_folder(labeled), cfg, tmp_path / "sup", workers=0, progress=False)
+    assert 0.0 <= metrics["track"]["top1_accuracy"] <= 1.0
+    assert load_encoder(tmp_path / "sup" / "best.pt").num_features > build_encoder(cfg.model).num_features  # rows

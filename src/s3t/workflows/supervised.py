@@ -57,7 +57,9 @@ def train_supervised(dataset: LabeledSet, cfg: Config, out: str | Path, label_fr
     y_valid = data.targets(data.rows["valid"])
 
     def validation(m: Supervised) -> dict[str, float]:
-        frozen = Encoder(copy.deepcopy(m.encoder), cfg.model, name="supervised")  # Encoder freezes what it wraps
+        # its own head reads the pooling it was trained on, whatever readout the recipe probes with
+        model_cfg = replace(cfg.model, readout="")
+        frozen = Encoder(copy.deepcopy(m.encoder), model_cfg, name="supervised")  # Encoder freezes what it wraps
         scores = head_probe(copy.deepcopy(m.head).cpu(), dataset.multilabel).scores(_features(frozen, data, "valid"))
         return {"valid_score": validation_score(scores, y_valid, dataset.multilabel)}
 
@@ -90,7 +92,7 @@ def _features(encoder: Encoder, data: LabeledCache, split: str) -> np.ndarray:
 def _test(out: Path, data: LabeledCache) -> dict:
     """The end-to-end test score of best.pt (its own head), written to supervised_metrics.json."""
     state = load_checkpoint(out / "best.pt")
-    encoder = load_encoder(out / "best.pt")
+    encoder = load_encoder(out / "best.pt", readout=(f"model.readout={state['config']['model']['pooling']}",))
     dataset, test = data.dataset, data.rows["test"]
     layer = torch.nn.Linear(encoder.num_features, len(dataset.classes))
     layer.load_state_dict({k[len("head."):]: v for k, v in state["method_state"].items()})
