@@ -21,6 +21,7 @@ from s3t.config.loading import load_config
 from s3t.data.datasets import load_folder
 from s3t.data.preparation import prepare
 from s3t.eval.linear_eval import linear_eval
+from s3t.eval.predict import load_probe
 from s3t.inference.encoders import Encoder, random_encoder
 from s3t.inference.features import embed
 from s3t.inference.load import load_encoder
@@ -78,16 +79,20 @@ def test_folder_linear_eval_then_predict_as_real_processes(folder_tree, checkpoi
     out = tmp_path / "probe"
     run = subprocess.run([sys.executable, "-m", "s3t", "linear-eval", "--dataset", "folder", "--root",
                           str(folder_tree), "--checkpoint", str(checkpoint), "--out", str(out), "--seeds", "2",
-                          *FAST[2:]], capture_output=True, text=True, timeout=300)
+                          "--probe", "mlp", *FAST[2:]], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"]["probe"].startswith("MLP (one hidden layer of 512, ReLU, dropout 0.2)")
+    low, high = metrics["track"]["top1_accuracy"]["ci95"]
+    assert 0.0 <= low <= metrics["track"]["top1_accuracy"]["mean"] <= high <= 1.0
     assert metrics["classes"] == ["busy", "calm"] and metrics["counts"]["test"] == 4
     assert len(metrics["track"]["top1_accuracy"]["values"]) == 2
     assert 0.0 <= metrics["track"]["top1_accuracy"]["mean"] <= 1.0
     assert metrics["protocol"]["selection"] == "epoch with the best validation top-1"
     for name in ("summary.md", "confusion_matrix.png", "embedding_map.png", "probe.pt", "manifest.csv"):
         assert (out / name).stat().st_size > 0
-    assert "top1_accuracy" in (out / "summary.md").read_text()
+    assert f"[{low:.4f}, {high:.4f}]" in (out / "summary.md").read_text()
+    assert load_probe(out)[0].hidden_weight is not None  # predict below reads the MLP back
 
     files = [str(p) for p in sorted(folder_tree.glob("*/*.wav"))[:2]]
     broken = tmp_path / "broken.mp3"
@@ -112,6 +117,7 @@ def test_random_init_separates_fixture_classes(folder_tree, tmp_path):
                 "--out", str(tmp_path), "--set", "probe.epochs=30", *FAST[:2], *FAST[5:]]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["track"]["top1_accuracy"]["mean"] == 1.0
+    assert metrics["track"]["top1_accuracy"]["ci95"] == [1.0, 1.0]  # every resample of right tracks is right
     assert metrics["encoder"] == "random(seed=0)"
 
 

@@ -1,7 +1,10 @@
 """The linear probe and its metrics: known answers and scikit-learn as the reference."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, top_k_accuracy_score
 
 from s3t.config.schema import ProbeConfig
@@ -85,3 +88,40 @@ def test_multilabel_metrics_match_scikit_learn_and_skip_unscorable_tags():
     assert m["roc_auc_macro"] == pytest.approx(roc_auc_score(y[:, :3], scores[:, :3], average="macro"))
     assert m["pr_auc_macro"] == pytest.approx(average_precision_score(y[:, :3], scores[:, :3], average="macro"))
     assert set(m["per_tag"]) == {"a", "b", "c"} and m["tags_scored"] == 3
+
+
+def test_the_mlp_probe_reads_what_no_linear_layer_can_and_is_seeded():
+    """Known answer: XOR of two features' signs is linearly inseparable; one hidden layer solves it."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 2)).astype(np.float32)
+    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(int)
+    cfg = ProbeConfig(epochs=40, lr=1e-2, warmup_epochs=2)
+    mlp = train_probe(x[:400], y[:400], x[400:500], y[400:500], 2, False, replace(cfg, kind="mlp"), 32)
+    linear = train_probe(x[:400], y[:400], x[400:500], y[400:500], 2, False, cfg, 32)
+    accuracy = {name: float((p.scores(x[500:]).argmax(1) == y[500:]).mean()) for name, p in
+                (("mlp", mlp), ("linear", linear))}
+    assert accuracy["mlp"] > 0.9 and accuracy["linear"] < 0.7, accuracy
+    assert mlp.hidden_weight.shape == (512, 2) and linear.hidden_weight is None
+    again = train_probe(x[:400], y[:400], x[400:500], y[400:500], 2, False, replace(cfg, kind="mlp"), 32)
+    assert torch.equal(again.hidden_weight, mlp.hidden_weight)  # dropout's masks follow the seed too
+    back = Probe.from_state(mlp.state())
+    assert np.array_equal(back.scores(x[500:]), mlp.scores(x[500:]))
+    with pytest.raises(ValueError, match="probe.kind must be one of linear, mlp"):
+        ProbeConfig(kind="svm")
+
+
+def test_bootstrap_resamples_tracks_not_clips():
+    from s3t.eval.bootstrap import track_interval
+    from s3t.eval.probe import HEADLINE_METRICS
+
+    # two tracks of 10 clips: every clip of A right, every clip of B wrong
+    targets = np.zeros(20, dtype=int)
+    scores = np.tile([[0.9, 0.1]], (20, 1))
+    scores[10:] = [0.1, 0.9]
+    tracks = ["A"] * 10 + ["B"] * 10
+    top1 = HEADLINE_METRICS["top1_accuracy"]
+    assert track_interval(top1, [scores], targets, tracks) == [0.0, 1.0]  # draws of AA and BB: 1/4 each
+    # as 20 independent items the same clips give a narrow interval around 0.5
+    low, high = track_interval(top1, [scores], targets, [str(i) for i in range(20)])
+    assert 0.25 <= low < 0.5 < high <= 0.75
+    assert track_interval(top1, [scores[:10]], targets[:10], tracks[:10]) == [1.0, 1.0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 from s3t.data.datasets import load_dataset
 from s3t.data.preparation import prepare
@@ -53,7 +54,9 @@ def run_embed(args: argparse.Namespace) -> int:
 def run_linear_eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, args.root, seed=args.split_seed)
     choice = encoder_choice(args)
-    metrics = linear_eval(dataset, choice.load(), args.out, choice.config().probe, label_fraction=args.label_fraction,
+    probe = choice.config().probe
+    probe = replace(probe, kind=args.probe) if args.probe else probe
+    metrics = linear_eval(dataset, choice.load(), args.out, probe, label_fraction=args.label_fraction,
                           seeds=args.seeds, cache_dir=args.cache, clip_seconds=args.clip_seconds, windows=args.windows,
                           workers=args.workers, progress=not args.no_progress)
     print(summary_markdown(metrics))

@@ -157,6 +157,8 @@ def _add_linear_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_positive_int, default=1, help="probes with seeds 0..N-1; mean ± std reported")
     p.add_argument("--windows", action="store_true", default=None, help="embed the mean over sliding windows "
                    "(default: the encoder config's model.embedding)")
+    p.add_argument("--probe", choices=("linear", "mlp"), default=None, help="the paper's linear layer, or MARBLE's "
+                   "MLP (512 hidden, dropout 0.2); default: the config's probe.kind (linear)")
     p.set_defaults(func=commands.run_linear_eval)
 
 

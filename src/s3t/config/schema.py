@@ -182,14 +182,22 @@ class TrainConfig:
 
 @dataclass
 class ProbeConfig:
-    """The linear probe on frozen features (paper section 3.3)."""
+    """The probe on frozen features: the paper's linear layer (section 3.3), or MARBLE's MLP."""
 
+    kind: str = "linear"  # linear | mlp (one hidden ReLU layer with dropout, as MARBLE's probes)
+    hidden: int = 512  # the MLP's hidden units
+    dropout: float = 0.2  # the MLP's dropout, on the hidden layer
     lr: float = 1e-3
     weight_decay: float = 0.05
     epochs: int = 50
     warmup_epochs: int = 5
     batch_size: int = 0  # 0 = the dataset's: 64 for GTZAN, 256 for the others (the paper's)
     standardize: bool = True  # scale features by the train split's mean and std first
+
+    def __post_init__(self) -> None:
+        _check_choice("probe.kind", self.kind, ("linear", "mlp"))
+        if not 0.0 <= self.dropout < 1.0 or self.hidden < 1:
+            raise ValueError(f"probe.dropout must be in [0, 1) and probe.hidden >= 1; got {self.dropout}, {self.hidden}")
 
 
 @dataclass

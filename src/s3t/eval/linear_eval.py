@@ -17,7 +17,8 @@ from s3t.config.schema import ProbeConfig
 from s3t.data.labeled_cache import LabeledCache
 from s3t.data.labeled_set import HEADLINE, LabeledSet
 from s3t.eval import plots
-from s3t.eval.probe import Probe, multilabel_metrics, single_label_metrics, train_probe
+from s3t.eval.bootstrap import DRAWS, track_interval
+from s3t.eval.probe import HEADLINE_METRICS, Probe, multilabel_metrics, single_label_metrics, train_probe
 from s3t.inference.encoders import Encoder
 from s3t.inference.features import embed_cache_to_file, read_features
 from s3t.io.checkpoint import save_checkpoint
@@ -72,6 +73,10 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
 
     metrics = _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, windows, data.summary,
                       data.rows)
+    for level, intervals in test_intervals(dataset, [p for p, _, _ in runs], x_test, y_test, data.rows["test"],
+                                           data.clips).items():
+        for name, interval in intervals.items():
+            metrics[level][name]["ci95"] = interval
     _write_outputs(out, dataset, encoder, metrics, runs[0][0], runs[0][1], x_test, y_test, cfg)
     if data.clips and not dataset.multilabel:
         hits = [{"seed": seed, **h} for seed, (probe, _, _) in enumerate(runs)
@@ -99,6 +104,21 @@ def score_test_split(dataset: LabeledSet, probe, x_test: np.ndarray, y_test: np.
         _, scores, y_test, _ = per_track(scores, y_test, test_rows)
     result["track"] = score_fn(y_test, scores, dataset.classes)
     return result
+
+
+def test_intervals(dataset: LabeledSet, probes: list, x_test: np.ndarray, y_test: np.ndarray, test_rows: list,
+                   clips: bool) -> dict:
+    """95 % bootstrap intervals over test tracks of each headline metric, per level, of the mean over `probes`."""
+    scores = [p.scores(x_test) for p in probes]
+    draws = DRAWS[dataset.multilabel]
+    levels = {"clip": (scores, y_test, [t for _, t in test_rows])} if clips else {}
+    if clips:
+        tracked = [per_track(s, y_test, test_rows) for s in scores]
+        levels["track"] = ([t[1] for t in tracked], tracked[0][2], tracked[0][0])
+    else:
+        levels["track"] = (scores, y_test, [t for _, t in test_rows])
+    return {level: {name: track_interval(HEADLINE_METRICS[name], s, y, groups, draws)
+                    for name in HEADLINE[dataset.multilabel]} for level, (s, y, groups) in levels.items()}
 
 
 def per_track(scores: np.ndarray, targets: np.ndarray, rows: list) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
@@ -134,7 +154,9 @@ def _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, wi
     metrics: dict = {
         "dataset": dataset.name, "encoder": encoder.name, "encoder_fingerprint": encoder.fingerprint(),
         "multilabel": multilabel, "classes": dataset.classes,
-        "protocol": {"probe": "linear (one layer) on frozen features" +
+        "protocol": {"probe": ("linear (one layer)" if cfg.kind == "linear" else
+                               f"MLP (one hidden layer of {cfg.hidden}, ReLU, dropout {cfg.dropout})") +
+                              " on frozen features" +
                      (", standardised by the train split" if cfg.standardize else ""),
                      "optimizer": f"AdamW lr {cfg.lr}, wd {cfg.weight_decay}, cosine, {cfg.warmup_epochs} warm-up "
                                   f"epochs, {cfg.epochs} epochs, batch {batch}",
@@ -142,7 +164,9 @@ def _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, wi
                      "level": f"clip ({clip_seconds:g} s) and track (mean of clip scores)" if clip_seconds
                      else "item (one embedding per file: whole clip resized to the input frames"
                           + (", mean over sliding windows" if windows else "") + ")",
-                     "label_fraction": label_fraction, "seeds": len(runs)},
+                     "label_fraction": label_fraction, "seeds": len(runs),
+                     "interval": "ci95: 95 % bootstrap over test tracks of the mean over probe seeds "
+                                 f"({DRAWS[multilabel]} draws)"},
         "counts": {s: len(r) for s, r in rows.items()} | {"train_tracks_used": [n for _, _, n in runs],
                                                            "skipped_files": len(summary.skipped)},
         "chosen_epochs": [p.epoch for p, _, _ in runs],
@@ -171,6 +195,11 @@ def _write_outputs(out: Path, dataset, encoder, metrics, probe: Probe, test_metr
     write_text(out / "summary.md", summary_markdown(metrics))
 
 
+def _interval(score: dict) -> str:
+    lo, hi = score.get("ci95", (None, None))
+    return f" [{lo:.4f}, {hi:.4f}]" if lo is not None else ""
+
+
 def _json_default(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
@@ -183,9 +212,10 @@ def summary_markdown(metrics: dict) -> str:
     levels = [lvl for lvl in ("clip", "track") if lvl in metrics]
     lines = [f"# Linear probe: {metrics['dataset']}", "", f"Encoder: `{metrics['encoder']}` "
              f"(fingerprint {metrics['encoder_fingerprint']})", "",
-             "| level | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+             "| level | " + " | ".join(f"{n} (± probe seeds [95 % CI])" for n in names) + " |", "| --- |" + " --- |" * len(names)]
     for level in levels:
-        cells = [f"{metrics[level][n]['mean']:.4f} ± {metrics[level][n]['std']:.4f}" for n in names]
+        cells = [f"{metrics[level][n]['mean']:.4f} ± {metrics[level][n]['std']:.4f}" + _interval(metrics[level][n])
+                 for n in names]
         lines.append(f"| {level} | " + " | ".join(cells) + " |")
     lines += ["", "Protocol:", ""] + [f"- {k}: {v}" for k, v in metrics["protocol"].items()]
     lines += ["", "Items: " + ", ".join(f"{k} {v}" for k, v in metrics["counts"].items()),
