@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from audio_fixtures import (
     FFMPEG_FORMATS,
     write_calm_busy_folder,
     write_ffmpeg,
     write_labeled_music,
 )
+
 from s3t.cli import main as cli
 from s3t.config.loading import load_config
 from s3t.data.datasets import load_folder

@@ -77,7 +77,7 @@ class AugmentConfig:
 
 @dataclass
 class ModelConfig:
-    """The encoder and how a spectrogram becomes its square input."""
+    """The encoder and how a spectrogram becomes its input image."""
 
     name: str = "swin_t"  # a key of s3t.models.ENCODERS
     # time_fold | freq_tile: a square input; native: the CQT as it is, 84 bins padded to 96 rows

@@ -212,7 +212,8 @@ def summary_markdown(metrics: dict) -> str:
     levels = [lvl for lvl in ("clip", "track") if lvl in metrics]
     lines = [f"# Linear probe: {metrics['dataset']}", "", f"Encoder: `{metrics['encoder']}` "
              f"(fingerprint {metrics['encoder_fingerprint']})", "",
-             "| level | " + " | ".join(f"{n} (± probe seeds [95 % CI])" for n in names) + " |", "| --- |" + " --- |" * len(names)]
+             "| level | " + " | ".join(f"{n} (± probe seeds [95 % CI])" for n in names) + " |",
+             "| --- |" + " --- |" * len(names)]
     for level in levels:
         cells = [f"{metrics[level][n]['mean']:.4f} ± {metrics[level][n]['std']:.4f}" + _interval(metrics[level][n])
                  for n in names]

@@ -41,7 +41,8 @@ class Probe:
         return (torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)).numpy()
 
     def state(self) -> dict:
-        hidden = {"hidden_weight": self.hidden_weight, "hidden_bias": self.hidden_bias} if self.hidden_weight is not None else {}
+        mlp = self.hidden_weight is not None
+        hidden = {"hidden_weight": self.hidden_weight, "hidden_bias": self.hidden_bias} if mlp else {}
         return {"weight": self.weight, "bias": self.bias, "mean": self.mean, "std": self.std,
                 "multilabel": self.multilabel, "epoch": self.epoch, **hidden}
 

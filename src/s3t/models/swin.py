@@ -23,6 +23,7 @@ from timm.layers import PatchEmbed
 from timm.models.resnet import BasicBlock, ResNet
 from timm.models.swin_transformer import SwinTransformer
 
+
 @dataclass(frozen=True)
 class SwinPreset:
     embed_dim: int
@@ -59,7 +60,7 @@ def check_swin_geometry(shape: int | tuple[int, int], preset: SwinPreset) -> Non
         for stage in range(len(preset.depths)):
             if stage and grid % 2:
                 raise ValueError(f"input size {size}: stage {stage} cannot merge an odd {grid}-token "
-                                 f"{'row' if axis else 'column'} of the grid")
+                                 f"{'time' if axis else 'frequency'} axis of the grid")
             grid = grid // 2 if stage else grid
             if grid % window and grid > window:
                 raise ValueError(f"input size {size}: stage {stage} has a {grid}-token grid axis ({size} / patch "

@@ -94,6 +94,7 @@ def input_shape(model_cfg) -> tuple[int, int]:
 
 
 def model_input(views: torch.Tensor, model_cfg) -> torch.Tensor:
-    """(N, 84, frames) log-CQTs -> (N, 1, S, S) normalised input of the model `model_cfg` (a ModelConfig)."""
+    """(N, 84, frames) log-CQTs -> (N, 1, H, W) normalised input of the model `model_cfg` (a ModelConfig),
+    (H, W) = `input_shape(model_cfg)`."""
     m = model_cfg
     return normalize_db(to_model_input(views, m.preprocessor, m.input_size, m.segments))
