@@ -178,11 +178,13 @@ def test_prepare_and_embed_memory_stays_flat_when_the_corpus_grows_eightfold(tmp
         folder.mkdir()
         for i in range(n):
             os.link(one, folder / f"t{i:03d}.wav")
-        cache = tmp_path / f"cache{n}"
-        prepare_peak = _peak_anonymous_mib("prepare", str(folder), "--out", str(cache), "--workers", "0",
-                                           "--shard-mb", "1", "--no-progress")
-        embed_peak = _peak_anonymous_mib("embed", str(cache), "--encoder", "random", "--config", TINY, "--out",
-                                         str(tmp_path / f"f{n}.npz"), "--save-every", "8", "--no-progress")
+        # each peak the higher of two fresh runs: a 2-ms poll can only miss a peak, never invent one
+        # (seen in a fresh-clone run: the 16-track embed read 469 MiB where it reads 472-478)
+        prepare_peak = max(_peak_anonymous_mib("prepare", str(folder), "--out", str(tmp_path / f"cache{n}-{k}"),
+                                               "--workers", "0", "--shard-mb", "1", "--no-progress") for k in (0, 1))
+        embed_peak = max(_peak_anonymous_mib("embed", str(tmp_path / f"cache{n}-0"), "--encoder", "random", "--config",
+                                             TINY, "--out", str(tmp_path / f"f{n}-{k}.npz"), "--save-every", "8",
+                                             "--no-progress") for k in (0, 1))
         peaks[n] = (prepare_peak, embed_peak)
     print(f"peak anonymous memory MiB (prepare, embed): 16 tracks {peaks[16]}, 128 tracks {peaks[128]}")
     for small, large in zip(peaks[16], peaks[128]):
