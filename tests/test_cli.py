@@ -66,7 +66,7 @@ def test_bad_input_fails_at_once_naming_the_problem(name, cache, tmp_path, capsy
 @pytest.mark.parametrize("args, message", [
     (["prepare", "x", "--out", "c", "--workers", "-1"], "must be a whole number >= 0"),
     (["linear-eval", "--dataset", "imagenet", "--root", "r", "--encoder", "random", "--out", "o"], "invalid choice"),
-    (["embed", "x", "--out", "f.npz"], "one of the arguments --checkpoint --encoder is required"),
+    (["embed", "x", "--checkpoint", "c.pt", "--encoder", "random", "--out", "f.npz"], "not allowed with argument"),
     (["embed", "x", "--encoder", "random", "--out", "f.npz", "--device", "gpu0"], "unknown device 'gpu0'"),
     (["prepare", "x", "--out", "c", "--device", "cuda:"], "expected auto, cpu, cuda or cuda:N"),
 ])

@@ -82,9 +82,10 @@ def test_a_tampered_folder_is_refused(run, tmp_path):
 
 def test_export_and_embed_from_the_cli(run, tmp_path):
     s3t = [sys.executable, "-m", "s3t"]
-    done = subprocess.run([*s3t, "export", str(run[0]), str(tmp_path / "enc")], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([*s3t, "export", str(run[0]), str(tmp_path / "enc"), "--onnx"], capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "enc" / "encoder.onnx").stat().st_size > 0  # its numbers: tests/test_onnx.py
     embed = subprocess.run([*s3t, "embed", str(run[1]), "--checkpoint", str(tmp_path / "enc"), "--out",
                             str(tmp_path / "f.npz"), "--no-progress"], capture_output=True, text=True, timeout=300)
     assert embed.returncode == 0, embed.stderr

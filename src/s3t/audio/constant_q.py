@@ -104,6 +104,11 @@ def _cqt_module(device: torch.device) -> CQT:
         return _CQT_BY_DEVICE[device]
 
 
+def kernel_reach() -> int:
+    """Frames either side of a frame that its CQT sums read (half the longest kernel, 16 frames)."""
+    return _cqt_module(torch.device("cpu")).width // 2 // HOP_LENGTH
+
+
 def n_frames(n_samples: int) -> int:
     """Number of CQT frames for a waveform of `n_samples` samples."""
     return n_samples // HOP_LENGTH + 1

@@ -11,7 +11,8 @@ from s3t.data.preparation import prepare
 from s3t.eval.linear_eval import linear_eval, summary_markdown
 from s3t.eval.predict import format_predictions, predict
 from s3t.inference.features import embed_to_file
-from s3t.inference.load import EncoderChoice, load_encoder
+from s3t.inference.load import STARTER, EncoderChoice, load_encoder
+from s3t.inference.onnx_export import ONNX_NAME, export_onnx
 from s3t.io.export_folder import export
 from s3t.training.engine import run_config
 from s3t.workflows import demo
@@ -37,14 +38,15 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def encoder_choice(args: argparse.Namespace) -> EncoderChoice:
-    return EncoderChoice(args.checkpoint, args.encoder, tuple(args.config), tuple(args.overrides),
+    checkpoint = args.checkpoint or (None if args.encoder else str(STARTER))  # neither: the starter weights
+    return EncoderChoice(checkpoint, args.encoder, tuple(args.config), tuple(args.overrides),
                          args.time_compression, args.device)
 
 
 def run_embed(args: argparse.Namespace) -> int:
     path, summary = embed_to_file(args.input, encoder_choice(args).load(), args.out, windows=args.windows,
                                   batch_size=args.batch_size, save_every=args.save_every, workers=args.workers,
-                                  device=args.device, progress=not args.no_progress)
+                                  device=args.device, progress=not args.no_progress, frames=args.frames)
     if summary is not None:
         print(summary)
     print(f"features: {path}")
@@ -87,7 +89,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    print(f"exported to {export(args.checkpoint, args.out, args.licence)}")
+    out = export(args.checkpoint, args.out, args.licence)
+    if args.onnx:
+        print(f"ONNX graph: {export_onnx(load_encoder(out), out / ONNX_NAME)}")
+    print(f"exported to {out}")
     return 0
 
 

@@ -102,8 +102,9 @@ def _add_clmr(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", help="a training checkpoint (its encoder is used) or a folder `s3t export` wrote")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--checkpoint", help="a training checkpoint (its encoder is used) or a folder `s3t export` "
+                       "wrote; neither this nor --encoder: the starter weights the package ships")
     which.add_argument("--encoder", choices=["random", "cqt-stats"],
                        help="random: the Random Init baseline, same pipeline (architecture from --config/--set "
                        "model.*); cqt-stats: per-bin mean and std of the log-CQT, the reference with no encoder")
@@ -124,6 +125,8 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     _add_encoder_args(p)
     p.add_argument("--windows", action="store_true", default=None, help="mean over half-overlapping windows, not "
                    "the whole clip resized (default: the encoder config's model.embedding)")
+    p.add_argument("--frames", action="store_true", help="one feature per hop (46.4 ms) of each track, its "
+                   "timestamp beside it (.npz: timestamps_I, features_I per track I), not one per track")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--save-every", type=_positive_int, default=256, metavar="N",
                    help="keep finished work every N tracks (what a killed run does not redo)")
@@ -204,6 +207,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a training checkpoint (last.pt, best.pt …)")
     p.add_argument("out", help="output folder")
     p.add_argument("--licence", default="unspecified", help="the licence field of the model card")
+    p.add_argument("--onnx", action="store_true", help="also OUT/encoder.onnx: log-CQT (batch, 84, frames) in dB -> "
+                   "features (batch, D); the CQT stays in Python")
     p.set_defaults(func=commands.run_export)
 
 

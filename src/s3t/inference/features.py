@@ -19,6 +19,7 @@ from s3t.audio.decode import load_audio
 from s3t.data.cache import INDEX_NAME, Cache, open_cache
 from s3t.data.preparation import PrepareSummary, prepare
 from s3t.inference.encoders import Encoder, WaveEncoder
+from s3t.inference.frames import embed_frames_to_file
 from s3t.io.files import atomic_write, create_memmap, write_json
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,11 @@ def embed_cache_to_file(cache: Cache, encoder: Encoder, out: str | Path, windows
 
 def embed_to_file(source: str | Path, encoder: Encoder, out: str | Path, windows: bool | None = None,
                   batch_size: int = 32, save_every: int = 256, workers: int = 2, device: str = "cpu",
-                  progress: bool = True) -> tuple[Path, PrepareSummary | None]:
+                  progress: bool = True, frames: bool = False) -> tuple[Path, PrepareSummary | None]:
     """`s3t embed`: the features of every track of `source` (a prepared cache, or a folder or manifest of
-    audio, prepared into OUT.cache/ first, as the encoder's input expects) in the store `out`. Returns
-    the store and the preparation's summary (None for a cache)."""
+    audio, prepared into OUT.cache/ first, as the encoder's input expects) in the store `out`; with
+    `frames`, one feature per hop of each track (`embed_frames_to_file`). Returns the store and the
+    preparation's summary (None for a cache)."""
     source, out = Path(source), Path(out)
     summary = None
     if not (source / INDEX_NAME).exists():
@@ -136,6 +138,10 @@ def embed_to_file(source: str | Path, encoder: Encoder, out: str | Path, windows
         summary = prepare(source, cache_dir, workers=workers, time_compression=encoder.time_compression,
                           device=device, progress=progress)
         source = cache_dir
+    if frames:
+        cache = open_cache(source)
+        _check_compression(cache, encoder)
+        return embed_frames_to_file(cache, encoder, out, progress=progress), summary
     path = embed_cache_to_file(open_cache(source), encoder, out, windows=windows, batch_size=batch_size,
                                chunk=save_every, progress=progress)
     return path, summary

@@ -17,12 +17,16 @@ from s3t.io.export_folder import read_export, saved_config
 from s3t.models.backbones import build_encoder
 
 READOUT_KEYS = ("model.readout", "model.embedding")  # what may change on trained weights: neither holds any
+# The starter weights the package ships (`cpu-small` on the 15-h Debian corpus, seed 0; data/starter/build.sh)
+STARTER = Path(__file__).resolve().parents[1] / "pretrained" / "cpu-small"
 
 
-def load_encoder(path: str | Path, device: str | torch.device = "cpu", readout: Sequence[str] = ()) -> Encoder:
+def load_encoder(path: str | Path | None = None, device: str | torch.device = "cpu",
+                 readout: Sequence[str] = ()) -> Encoder:
     """The encoder of a training checkpoint (any method's: `s3t pretrain`, `s3t clmr`, `s3t supervised`),
-    or of a folder `s3t export` wrote, frozen, with its input pipeline; `readout` overrides
-    (`model.readout=rows`, `model.embedding=windows`) read the same weights another way."""
+    or of a folder `s3t export` wrote, frozen, with its input pipeline; none: the starter weights.
+    `readout` overrides (`model.readout=rows`, `model.embedding=windows`) read the same weights another way."""
+    path = STARTER if path is None else path
     if Path(path).is_dir():
         return from_pretrained(path, device, readout)
     ckpt = load_checkpoint(path)
@@ -45,9 +49,9 @@ def encoder_of(config: dict, weights: dict, cache_meta: dict, name: str, device:
     return Encoder(backbone, cfg.model, compression, name=name).to(device)
 
 
-def from_pretrained(path_or_repo: str | Path, device: str = "cpu", readout: Sequence[str] = ()) -> Encoder:
-    """The frozen encoder of an exported folder (or a Hugging Face Hub repo id holding one), checked
-    against tampering; no pickle is read. `readout`: as `load_encoder` takes it."""
+def from_pretrained(path_or_repo: str | Path = STARTER, device: str = "cpu", readout: Sequence[str] = ()) -> Encoder:
+    """The frozen encoder of an exported folder (or a Hugging Face Hub repo id holding one; by default the
+    starter weights), checked against tampering; no pickle is read. `readout`: as `load_encoder` takes it."""
     record, tensors = read_export(path_or_repo)
     return encoder_of(record["config"], tensors, record["cache_meta"], str(path_or_repo), device, readout)
 
