@@ -46,6 +46,7 @@ def test_layering_files_then_overrides(tmp_path):
     ("train.amp=1", "train.amp: expected bool"),
     ("augment.crop_ratio=[0.1]", "expected a list of 2"),
     ("augment.shift_p=2", "shift_p is a probability"),
+    ("train.checkpoint_every=0", "checkpoint_every is epochs between numbered checkpoints"),
     ("lr=1", "expected section.key=value"),
     ("train.device=gpu", "train.device: unknown device 'gpu'; expected auto, cpu, cuda or cuda:N"),
     ("train.device=cuda0", "train.device: unknown device 'cuda0'"),

@@ -178,6 +178,9 @@ class TrainConfig:
         _check_choice("train.nan_policy", self.nan_policy, ("stop", "skip"))
         if not (isinstance(self.compile, bool) or self.compile == "auto"):
             raise ValueError(f"train.compile must be auto, true or false, got {self.compile!r}")
+        if self.checkpoint_every < 1:  # last.pt is kept every epoch anyway; 0 once divided by zero
+            raise ValueError(f"train.checkpoint_every is epochs between numbered checkpoints, >= 1; got "
+                             f"{self.checkpoint_every}")
 
 
 @dataclass
