@@ -75,3 +75,16 @@ def test_trained_weights_can_be_read_out_another_way_but_not_rebuilt():
     torch.testing.assert_close(read.backbone(x).unflatten(1, (256, 4)).mean(2), as_trained.backbone(x))
     with pytest.raises(ConfigError, match="--set model.name=resnet18: .* only model.readout and model.embedding"):
         encoder_of(cfg.to_dict(), weights, {}, "ckpt", readout=["model.name=resnet18"])
+
+
+def test_a_short_clip_is_resized_padded_with_the_floor_or_looped_as_model_short_says():
+    clip = torch.arange(84 * 50, dtype=torch.float32).reshape(84, 50) / 100 - 40  # 50 frames of 128
+    reads = {how: random_encoder(load_config(["tiny"], [f"model.short={how}"]).model).inputs_of(clip)[0]
+             for how in ("resize", "pad", "loop")}
+    assert all(r.shape == (84, 128) for r in reads.values())
+    assert torch.equal(reads["pad"][:, :50], clip) and (reads["pad"][:, 50:] == -100).all()
+    assert torch.equal(reads["loop"][:, :50], clip) and torch.equal(reads["loop"][:, 100:], clip[:, :28])
+    assert not torch.equal(reads["resize"][:, :50], clip)  # stretched 2.56×
+    long = torch.zeros(84, 300)  # longer than the input: `short` plays no part
+    assert torch.equal(random_encoder(load_config(["tiny"], ["model.short=pad"]).model).inputs_of(long),
+                       random_encoder(load_config(["tiny"]).model).inputs_of(long))

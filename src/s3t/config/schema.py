@@ -100,11 +100,15 @@ class ModelConfig:
     # how a clip longer than the input becomes one embedding: resize (the whole clip squeezed to
     # the input frames) or windows (mean over half-overlapping windows at the native rate)
     embedding: str = "resize"
+    # how a clip shorter than the input is read: resize (stretched to the input frames), pad (as it is,
+    # the floor after it) or loop (repeated until it fills the input); issue 28's short-sound study
+    short: str = "resize"
 
     def __post_init__(self) -> None:
         _check_choice("model.pooling", self.pooling, ("mean", "rows", "rows_stats", "stages"))
         _check_choice("model.readout", self.readout, ("", "mean", "rows", "rows_stats", "stages"))
         _check_choice("model.embedding", self.embedding, ("resize", "windows"))
+        _check_choice("model.short", self.short, ("resize", "pad", "loop"))
 
     @property
     def segments(self) -> int:

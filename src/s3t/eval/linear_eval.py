@@ -163,7 +163,8 @@ def _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, wi
                      "selection": "epoch with the best validation " + ("macro ROC-AUC" if multilabel else "top-1"),
                      "level": f"clip ({clip_seconds:g} s) and track (mean of clip scores)" if clip_seconds
                      else "item (one embedding per file: whole clip resized to the input frames"
-                          + (", mean over sliding windows" if windows else "") + ")",
+                          + (", mean over sliding windows" if windows else "")
+                          + f"; shorter ones read {encoder.model_cfg.short})",
                      "label_fraction": label_fraction, "seeds": len(runs),
                      "interval": "ci95: 95 % bootstrap over test tracks of the mean over probe seeds "
                                  f"({DRAWS[multilabel]} draws)"},

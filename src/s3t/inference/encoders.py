@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from s3t.audio.constant_q import N_BINS, log_cqt_frames
+from s3t.audio.constant_q import FLOOR_DB, N_BINS, log_cqt_frames
 from s3t.audio.decode import load_audio
 from s3t.config.schema import ModelConfig
 from s3t.data.cache import Cache
@@ -51,9 +51,11 @@ class Encoder(torch.nn.Module):
     def inputs_of(self, cqt: np.ndarray | torch.Tensor, windows: bool | None = None) -> torch.Tensor:
         """One clip's (84, T) log-CQT -> the (W, 84, frames) crops whose mean feature is its embedding:
         the whole clip resized (W = 1), or with `windows` every half-overlapping window of the input
-        length (a clip shorter than one window is resized whole)."""
+        length (a clip shorter than one window is resized whole, or read as `model.short` says)."""
         x = torch.as_tensor(np.asarray(cqt, dtype=np.float32))
         T = x.shape[-1]
+        if T < self.frames and self.model_cfg.short != "resize":
+            return fit_short(x, self.frames, self.model_cfg.short).unsqueeze(0)
         if not self.uses_windows(windows) or T <= self.frames:
             return resize_time(x, self.frames).unsqueeze(0)
         hop = self.frames // 2
@@ -75,6 +77,14 @@ class Encoder(torch.nn.Module):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:12]
+
+
+def fit_short(x: torch.Tensor, frames: int, how: str) -> torch.Tensor:
+    """An (84, T) log-CQT with T < frames as (84, frames): `pad` keeps it and fills the rest with the floor,
+    `loop` repeats it."""
+    if how == "loop":
+        return loop_to(x, frames)[:, :frames]
+    return torch.nn.functional.pad(x, (0, frames - x.shape[-1]), value=FLOOR_DB)
 
 
 def read_out(backbone: torch.nn.Module, model_cfg: ModelConfig) -> torch.nn.Module:
