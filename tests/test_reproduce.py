@@ -61,7 +61,8 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
         for name in [*spec["rows"], *(["Random Init (tiny)", "cqt-stats (tiny)", "S3T (tiny)"] if table == 1 else [])]:
             line = next(line for line in tables.splitlines() if line.startswith(f"| {name} |"))
             # a measured mean (± the probe seeds' spread) and a wall time in every row
-            assert line.count(" ± ") == 2 and line.rstrip(" |").endswith("min"), line
+            # (linear probe: top-1, top-5; MLP probe: top-1)
+            assert line.count(" ± ") == 3 and line.rstrip(" |").endswith("min"), line
     assert all(s["command"] in tables for s in steps.values())
 
     # an interrupted grid: one probe's result is gone; the rerun redoes exactly that step
@@ -95,9 +96,11 @@ def test_a_row_of_several_pre_training_seeds_reports_their_mean_and_spread(tmp_p
         key = f"probe/random-swin_mini-seed{seed}-labels1"
         scores = {"mean": top1, "values": [top1 - 0.05, top1 + 0.05]}  # probe seeds: not the row's spread
         (tmp_path / key).mkdir(parents=True)
+        mlp = {"mean": top1 + 0.1, "values": [top1 + 0.1]}
         (tmp_path / key / "metrics.json").write_text(json.dumps(
-            {"multilabel": False, "track": {"top1_accuracy": scores, "top5_accuracy": scores}}))
+            {"multilabel": False, "track": {"top1_accuracy": scores, "top5_accuracy": scores},
+             "mlp": {"track": {"top1_accuracy": mlp}}}))
         runner.records[key] = {"command": f"s3t linear-eval {seed}", "wall_s": 60.0, "returncode": 0}
     runner.write_tables()
     line = next(row for row in (tmp_path / "tables.md").read_text().splitlines() if row.startswith("| Random Init |"))
-    assert line.endswith("| 50.0 ± 10.0 | 50.0 ± 10.0 | 3.0 min |"), line
+    assert line.endswith("| 50.0 ± 10.0 | 50.0 ± 10.0 | 60.0 ± 10.0 | 3.0 min |"), line

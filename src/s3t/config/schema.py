@@ -200,6 +200,7 @@ class ProbeConfig:
     warmup_epochs: int = 5
     batch_size: int = 0  # 0 = the dataset's: 64 for GTZAN, 256 for the others (the paper's)
     standardize: bool = True  # scale features by the train split's mean and std first
+    also_mlp: bool = False  # a linear probe's run also trains the MLP on the same features: metrics["mlp"]
 
     def __post_init__(self) -> None:
         _check_choice("probe.kind", self.kind, ("linear", "mlp"))

@@ -8,7 +8,7 @@ import io
 import json
 import logging
 import statistics
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,17 +62,25 @@ def linear_eval(dataset: LabeledSet, encoder: Encoder, out: str | Path, cfg: Pro
     batch = cfg.batch_size or dataset.probe_batch
     x_valid, y_valid = arrays(data.rows["valid"])
     x_test, y_test = arrays(data.rows["test"])
-    runs = []
-    for seed in range(seeds):
-        train = data.train_subset(label_fraction, seed)
-        x_train, y_train = arrays(train)
-        probe = train_probe(x_train, y_train, x_valid, y_valid, len(dataset.classes), dataset.multilabel, cfg,
-                            batch, seed)
-        runs.append((probe, score_test_split(dataset, probe, x_test, y_test, data.rows["test"], data.clips),
-                     len({t for _, t in train})))
 
+    def probes(probe_cfg: ProbeConfig) -> list:
+        runs = []
+        for seed in range(seeds):
+            train = data.train_subset(label_fraction, seed)
+            x_train, y_train = arrays(train)
+            probe = train_probe(x_train, y_train, x_valid, y_valid, len(dataset.classes), dataset.multilabel,
+                                probe_cfg, batch, seed)
+            runs.append((probe, score_test_split(dataset, probe, x_test, y_test, data.rows["test"], data.clips),
+                         len({t for _, t in train})))
+        return runs
+
+    runs = probes(cfg)
     metrics = _report(dataset, encoder, cfg, runs, label_fraction, batch, clip_seconds, windows, data.summary,
                       data.rows)
+    if cfg.also_mlp and cfg.kind == "linear":  # the same features, seeds and selection; MARBLE's probe
+        mlp = _report(dataset, encoder, replace(cfg, kind="mlp"), probes(replace(cfg, kind="mlp")), label_fraction,
+                      batch, clip_seconds, windows, data.summary, data.rows)
+        metrics["mlp"] = {k: mlp[k] for k in mlp if k in ("protocol", "chosen_epochs", "clip", "track")}
     for level, intervals in test_intervals(dataset, [p for p, _, _ in runs], x_test, y_test, data.rows["test"],
                                            data.clips).items():
         for name, interval in intervals.items():
@@ -219,6 +227,9 @@ def summary_markdown(metrics: dict) -> str:
         cells = [f"{metrics[level][n]['mean']:.4f} ± {metrics[level][n]['std']:.4f}" + _interval(metrics[level][n])
                  for n in names]
         lines.append(f"| {level} | " + " | ".join(cells) + " |")
+        if "mlp" in metrics:
+            cells = [f"{metrics['mlp'][level][n]['mean']:.4f} ± {metrics['mlp'][level][n]['std']:.4f}" for n in names]
+            lines.append(f"| {level}, MLP probe | " + " | ".join(cells) + " |")
     lines += ["", "Protocol:", ""] + [f"- {k}: {v}" for k, v in metrics["protocol"].items()]
     lines += ["", "Items: " + ", ".join(f"{k} {v}" for k, v in metrics["counts"].items()),
               f"Chosen epochs: {metrics['chosen_epochs']}", ""]
