@@ -56,19 +56,19 @@ def n_frames_of(encoder: Encoder, n_samples: int) -> int:
     return -(-(n_samples // HOP_LENGTH + 1) // encoder.time_compression)
 
 
-def frame_embeddings(wave: np.ndarray | torch.Tensor, encoder: Encoder, hop: int | None = None, chunk: int = 1024,
+def frame_embeddings(wave: np.ndarray | torch.Tensor, encoder: Encoder, hop: int | None = None, chunk: int = 2048,
                      batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """(timestamps (K,) in seconds, features (K, D) float32) of a mono 22,050 Hz wave: one every `hop`
-    frames (default `default_hop`), from 0 to the last hop at or before the end. `chunk` hops at a time: a chunk's
-    CQT also reads the window either side, so long chunks compute few frames twice; memory holds a chunk's
-    CQT (84 × 2,816 floats at the default hop) and one batch of windows."""
+    frames (default `default_hop`), from 0 to the last hop at or before the end, the hops of `chunk` frames
+    at a time (47.6 s): a chunk's CQT also reads the window either side, so long chunks compute few frames
+    twice; memory holds a chunk's CQT (84 × 2,816 floats for `cpu-small`) and one batch of windows."""
     def span(lo: int, hi: int) -> torch.Tensor:
         return log_cqt_span(wave, lo, hi, encoder.time_compression)
 
     return _frames(span, n_frames_of(encoder, len(wave)), len(wave) / SAMPLE_RATE, encoder, hop, chunk, batch_size)
 
 
-def cqt_frame_embeddings(cqt: np.ndarray | torch.Tensor, encoder: Encoder, hop: int | None = None, chunk: int = 1024,
+def cqt_frame_embeddings(cqt: np.ndarray | torch.Tensor, encoder: Encoder, hop: int | None = None, chunk: int = 2048,
                          batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """`frame_embeddings` of a prepared (84, T) log-CQT (a cache's item, memory-mapped: read a chunk at a time)."""
     def span(lo: int, hi: int) -> torch.Tensor:
@@ -82,11 +82,13 @@ def _frames(span, T: int, seconds: float, encoder: Encoder, hop: int | None, chu
             batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(encoder, WaveEncoder) or getattr(encoder.backbone, "input_kind", "") == "wave":
         raise ValueError("frame embeddings read a spectrogram window per hop; a waveform encoder (CLMR's) has none")
-    centres = np.arange(0, T, hop or default_hop(encoder))
+    hop = hop or default_hop(encoder)
+    centres = np.arange(0, T, hop)
     centres = centres[centres * frame_seconds(encoder) <= seconds + 1e-9]
     feats = np.zeros((len(centres), encoder.num_features), np.float32)
-    for i in range(0, len(centres), chunk):
-        part = centres[i : i + chunk]
+    per_chunk = max(1, chunk // hop)  # hops: a chunk spans the same audio whatever the hop
+    for i in range(0, len(centres), per_chunk):
+        part = centres[i : i + per_chunk]
         feats[i : i + len(part)] = np.concatenate(list(_encode_windows(span, T, encoder, part, batch_size)))
     return centres * frame_seconds(encoder), feats
 
