@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
 from s3t.config.schema import ProbeConfig
 from s3t.training.schedule import warmup_cosine
@@ -127,10 +126,19 @@ def _train_epoch(net, opt, loss_fn, xs, y, epoch: int, cfg: ProbeConfig, batch_s
     return total / len(xs)
 
 
+def _sklearn_metrics():
+    """scikit-learn's metrics, imported when first scored: at import they cost every `s3t` process 0.8 s."""
+    from sklearn import metrics
+
+    return metrics
+
+
 def roc_auc_macro(targets: np.ndarray, scores: np.ndarray) -> float:
     """Macro ROC-AUC over the tags that have both positives and negatives."""
     ok = _scorable(targets)
-    return float(roc_auc_score(targets[:, ok], scores[:, ok], average="macro")) if ok.any() else float("nan")
+    if not ok.any():
+        return float("nan")
+    return float(_sklearn_metrics().roc_auc_score(targets[:, ok], scores[:, ok], average="macro"))
 
 
 def _scorable(targets: np.ndarray) -> np.ndarray:
@@ -146,7 +154,7 @@ def top_k_accuracy(targets: np.ndarray, scores: np.ndarray, k: int) -> float:
 
 def single_label_metrics(targets: np.ndarray, scores: np.ndarray, classes: list[str]) -> dict:
     """top-1 / top-5 accuracy, per-class accuracy (recall) and the confusion matrix."""
-    matrix = confusion_matrix(targets, scores.argmax(1), labels=list(range(len(classes))))
+    matrix = _sklearn_metrics().confusion_matrix(targets, scores.argmax(1), labels=list(range(len(classes))))
     per_class = {c: float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else float("nan")
                  for i, c in enumerate(classes)}
     return {"top1_accuracy": top_k_accuracy(targets, scores, 1), "top5_accuracy": top_k_accuracy(targets, scores, 5),
@@ -156,8 +164,9 @@ def single_label_metrics(targets: np.ndarray, scores: np.ndarray, classes: list[
 def multilabel_metrics(targets: np.ndarray, scores: np.ndarray, tags: list[str]) -> dict:
     """Macro ROC-AUC and PR-AUC over tags (tags without both classes in the split left out), per tag."""
     ok = _scorable(targets)
-    per_tag = {t: {"roc_auc": float(roc_auc_score(targets[:, i], scores[:, i])),
-                   "pr_auc": float(average_precision_score(targets[:, i], scores[:, i]))}
+    sk = _sklearn_metrics()
+    per_tag = {t: {"roc_auc": float(sk.roc_auc_score(targets[:, i], scores[:, i])),
+                   "pr_auc": float(sk.average_precision_score(targets[:, i], scores[:, i]))}
                for i, t in enumerate(tags) if ok[i]}
     return {"roc_auc_macro": roc_auc_macro(targets, scores),
             "pr_auc_macro": pr_auc_macro(targets, scores),
@@ -167,7 +176,9 @@ def multilabel_metrics(targets: np.ndarray, scores: np.ndarray, tags: list[str])
 def pr_auc_macro(targets: np.ndarray, scores: np.ndarray) -> float:
     """Macro PR-AUC (average precision) over the tags that have both positives and negatives."""
     ok = _scorable(targets)
-    return float(average_precision_score(targets[:, ok], scores[:, ok], average="macro")) if ok.any() else float("nan")
+    if not ok.any():
+        return float("nan")
+    return float(_sklearn_metrics().average_precision_score(targets[:, ok], scores[:, ok], average="macro"))
 
 
 # each headline metric as a function of (targets, scores), for resampling

@@ -16,7 +16,8 @@ from s3t.io.checkpoint import load_checkpoint
 from s3t.io.export_folder import read_export, saved_config
 from s3t.models.backbones import build_encoder
 
-READOUT_KEYS = ("model.readout", "model.embedding", "model.short")  # what may change on trained weights: neither holds any
+# what may change on trained weights: none of them holds any
+READOUT_KEYS = ("model.readout", "model.embedding", "model.short")
 # The starter weights the package ships (`cpu-small` on the 15-h Debian corpus, seed 0; data/starter/build.sh)
 STARTER = Path(__file__).resolve().parents[1] / "pretrained" / "cpu-small"
 
