@@ -141,7 +141,7 @@ def embed_to_file(source: str | Path, encoder: Encoder, out: str | Path, windows
     if frames:
         cache = open_cache(source)
         _check_compression(cache, encoder)
-        return embed_frames_to_file(cache, encoder, out, progress=progress), summary
+        return embed_frames_to_file(cache, encoder, out, batch_size=batch_size, progress=progress), summary
     path = embed_cache_to_file(open_cache(source), encoder, out, windows=windows, batch_size=batch_size,
                                chunk=save_every, progress=progress)
     return path, summary

@@ -20,7 +20,7 @@ from s3t.audio.constant_q import (FLOOR_DB, HOP_LENGTH, N_BINS, amplitude_to_db,
                                   kernel_reach)
 from s3t.audio.decode import SAMPLE_RATE
 from s3t.data.cache import Cache
-from s3t.inference.encoders import Encoder, WaveEncoder
+from s3t.inference.encoders import Encoder
 from s3t.io.files import atomic_write
 
 MAX_HOP_MS = 50.0  # HEAR's ceiling for event and transcription tasks
@@ -80,7 +80,7 @@ def cqt_frame_embeddings(cqt: np.ndarray | torch.Tensor, encoder: Encoder, hop: 
 
 def _frames(span, T: int, seconds: float, encoder: Encoder, hop: int | None, chunk: int,
             batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(encoder, WaveEncoder) or getattr(encoder.backbone, "input_kind", "") == "wave":
+    if getattr(encoder.backbone, "input_kind", "") == "wave":
         raise ValueError("frame embeddings read a spectrogram window per hop; a waveform encoder (CLMR's) has none")
     hop = hop or default_hop(encoder)
     centres = np.arange(0, T, hop)
@@ -109,7 +109,7 @@ def _encode_windows(span, T: int, encoder: Encoder, centres: np.ndarray, batch_s
 
 
 def embed_frames_to_file(cache: Cache, encoder: Encoder, out: str | Path, hop: int | None = None,
-                         progress: bool = True) -> Path:
+                         batch_size: int = 32, progress: bool = True) -> Path:
     """`s3t embed --frames`: every track's frame embeddings in the .npz `out` — track_ids, hop_seconds,
     encoder, and per track i `timestamps_i` (K,) seconds and `features_i` (K, D) — written one track at a
     time into the archive, so memory holds one track's frames at most."""
@@ -120,7 +120,7 @@ def embed_frames_to_file(cache: Cache, encoder: Encoder, out: str | Path, hop: i
         _add(archive, "hop_seconds", np.float64(hop * frame_seconds(encoder)))
         _add(archive, "encoder", np.array(encoder.fingerprint()))
         for i in tqdm(range(len(cache)), desc="frames", unit="track", disable=not progress):
-            seconds, feats = cqt_frame_embeddings(cache[i], encoder, hop)
+            seconds, feats = cqt_frame_embeddings(cache[i], encoder, hop, batch_size=batch_size)
             _add(archive, f"timestamps_{i}", seconds)
             _add(archive, f"features_{i}", feats)
     return out
