@@ -73,7 +73,7 @@ def test_trained_weights_can_be_read_out_another_way_but_not_rebuilt():
     assert (read.num_features, read.uses_windows()) == (256 * 4, True)  # 128 / 32 = 4 frequency rows
     x = torch.randn(1, 1, 128, 128)
     torch.testing.assert_close(read.backbone(x).unflatten(1, (256, 4)).mean(2), as_trained.backbone(x))
-    with pytest.raises(ConfigError, match="--set model.name=resnet18: .* only model.readout and model.embedding"):
+    with pytest.raises(ConfigError, match="--set model.name=resnet18: .* only model.readout, model.embedding, model.short"):
         encoder_of(cfg.to_dict(), weights, {}, "ckpt", readout=["model.name=resnet18"])
 
 

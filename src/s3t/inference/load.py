@@ -40,7 +40,7 @@ def encoder_of(config: dict, weights: dict, cache_meta: dict, name: str, device:
     fixed = [o for o in readout if o.split("=", 1)[0].strip() not in READOUT_KEYS]
     if fixed:
         raise ConfigError(f"--set {' '.join(fixed)}: a trained encoder's model comes with its weights; only "
-                          f"{' and '.join(READOUT_KEYS)} can be set")
+                          f"{', '.join(READOUT_KEYS)} can be set")
     cfg = load_config(overrides=readout, base=config)
     backbone = build_encoder(cfg.model)
     backbone.load_state_dict(weights)

@@ -41,7 +41,9 @@ def export(checkpoint: str | Path, out: str | Path, licence: str = "unspecified"
               "cache_meta": state["cache_meta"], "progress": state["progress"], "licence": licence}
     tensors = {k: v.detach().cpu().contiguous() for k, v in state["encoder"].items()}
     with atomic_write(out / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "s3t-encoder", "pipeline_sha256": _pipeline_sha(record)})
+        # one metadata key: safetensors writes several in a random order, so two exports of the same
+        # weights differed in their bytes (and the shipped starter's hash with them)
+        save_file(tensors, str(tmp), metadata={"pipeline_sha256": _pipeline_sha(record)})
     record["weights_sha256"] = _sha256(out / WEIGHTS)
     write_text(out / CONFIG, json.dumps(record, indent=2, default=str))
     write_text(out / CARD, model_card(record, sum(t.numel() for t in tensors.values()), Path(checkpoint)))
