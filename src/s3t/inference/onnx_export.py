@@ -23,10 +23,11 @@ ONNX_NAME = "encoder.onnx"  # beside config.json in an `s3t export` folder
 
 
 def export_onnx(encoder: Encoder, out: str | Path) -> Path:
-    """Write `encoder` (spectrogram encoders only) to the ONNX file `out`, batch size left free."""
+    """Write `encoder` (spectrogram encoders only; moved to the CPU, in eval mode) to the ONNX file `out`,
+    batch size left free."""
     kind = getattr(encoder.backbone, "input_kind", "")
     if kind != "spectrogram":
-        raise ValueError(f"ONNX export takes a spectrogram encoder; {encoder.name} reads {kind}s")
+        raise ValueError(f"ONNX export takes a spectrogram encoder; {encoder.name} reads {kind or 'other'} input")
     try:
         import onnx  # noqa: F401  (torch's exporter writes through it)
     except ImportError:
