@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from s3t.audio.constant_q import (FLOOR_DB, HOP_LENGTH, N_BINS, amplitude_to_db, compress_time, cqt,
-                                  kernel_reach)
+                                  kernel_reach, n_frames)
 from s3t.audio.decode import SAMPLE_RATE
 from s3t.data.cache import Cache
 from s3t.inference.encoders import Encoder
@@ -46,14 +46,13 @@ def log_cqt_span(wave: np.ndarray | torch.Tensor, start: int, stop: int, compres
     if hi > lo:
         x[lo - first * HOP_LENGTH : hi - first * HOP_LENGTH] = wave[lo:hi]
     mag = cqt(x, log=False)[0, :, margin : margin + (stop - start) * c]  # the frames with full support
-    n_raw = len(wave) // HOP_LENGTH + 1
-    mag = mag[:, : max(0, n_raw - start * c)]  # the full pass stops at the wave's last frame
+    mag = mag[:, : max(0, n_frames(len(wave)) - start * c)]  # the full pass stops at the wave's last frame
     return amplitude_to_db(compress_time(mag, c))
 
 
 def n_frames_of(encoder: Encoder, n_samples: int) -> int:
     """Frames of the encoder's CQT for `n_samples` samples (its time compression's last window kept)."""
-    return -(-(n_samples // HOP_LENGTH + 1) // encoder.time_compression)
+    return -(-n_frames(n_samples) // encoder.time_compression)
 
 
 def frame_embeddings(wave: np.ndarray | torch.Tensor, encoder: Encoder, hop: int | None = None, chunk: int = 2048,
