@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from s3t.config.loading import load_config
-from s3t.inference.encoders import CqtStatsEncoder, random_encoder
+from s3t.inference.encoders import CqtStatsEncoder, Encoder, random_encoder
+from s3t.inference.features import embed_clips
+from s3t.transforms.preprocess import model_input
 
 TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
 
@@ -88,3 +90,49 @@ def test_a_short_clip_is_resized_padded_with_the_floor_or_looped_as_model_short_
     long = torch.zeros(84, 300)  # longer than the input: `short` plays no part
     assert torch.equal(random_encoder(load_config(["tiny"], ["model.short=pad"]).model).inputs_of(long),
                        random_encoder(load_config(["tiny"]).model).inputs_of(long))
+
+
+def _short_reader(how: str, pooling: str = "mean") -> Encoder:
+    """cpu-small's geometry (768 frames folded to 256 × 256) on a random resnet_small, reading short clips `how`."""
+    return random_encoder(load_config([], ["model.name=resnet_small", f"model.pooling={pooling}",
+                                           f"model.short={how}"]).model)
+
+
+def test_valid_pools_only_the_map_cells_a_short_clip_covers():
+    clip = torch.randn(84, 40) * 10 - 40  # 40 of 768 frames: segment 0 of the fold, rows 0–83, columns 0–39
+    padded = _short_reader("pad").inputs_of(clip)
+    for pooling in ("mean", "rows", "rows_stats"):
+        reader = _short_reader("valid", pooling)
+        crops = reader.inputs_of(clip)
+        assert crops.shape == (1, 84, 768) and crops[:, :, 40:].isnan().all() and torch.equal(crops[:, :, :40], padded[:, :, :40])
+        fmap = reader.backbone.net.forward_features(model_input(padded, reader.model_cfg))  # (1, 256, 8, 8), stride 32
+        cells = fmap[:, :, :3, :2]  # rows 0–2 cover bins 0–95 of segment 0, columns 0–1 frames 0–63
+        rows = torch.nn.functional.pad(cells.mean(3), (0, 5))  # rows 3–7 (segments 1, 2) hold none of the clip: 0
+        expected = {"mean": cells.mean((2, 3)), "rows": rows.flatten(1),
+                    "rows_stats": torch.cat([rows.flatten(1), torch.nn.functional.pad(cells.std(3), (0, 5)).flatten(1)],
+                                            1)}[pooling]
+        torch.testing.assert_close(reader(crops), expected)
+    assert not torch.allclose(_short_reader("valid")(crops), _short_reader("pad")(padded))
+
+
+def test_valid_pooling_of_a_clip_with_no_padding_is_the_backbones_own():
+    x = torch.randn(2, 1, 128, 128)
+    for name in ("resnet_small", "swin_nano"):
+        for pooling in ("mean", "rows", "rows_stats"):
+            backbone = random_encoder(load_config(["tiny"], [f"model.name={name}", f"model.pooling={pooling}"]).model).backbone
+            torch.testing.assert_close(backbone(x, valid=torch.ones_like(x, dtype=torch.bool)), backbone(x))
+
+
+def test_native_reads_a_short_clip_at_its_own_width_and_a_batch_of_widths_each_alone():
+    reader = _short_reader("native")
+    clips = [torch.randn(84, t) * 10 - 40 for t in (40, 100, 40, 900)]
+    assert [tuple(reader.inputs_of(c).shape) for c in clips[:2]] == [(1, 84, 40), (1, 84, 100)]
+    together = np.stack(list(embed_clips(reader, clips, windows=None, batch_size=8)))
+    alone = np.stack([reader(reader.inputs_of(c)).mean(0).numpy() for c in clips])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    width = model_input(clips[0][None], reader.model_cfg, any_width=True).shape[-1]
+    assert width == 14  # 40 frames and 2 of the floor, in 3 segments
+    with pytest.raises(ValueError, match="model.short=native needs an encoder that takes any input width"):
+        random_encoder(load_config(["tiny"], ["model.short=native"]).model)
+    with pytest.raises(ValueError, match="model.short=valid pools the valid cells"):
+        random_encoder(load_config(["tiny"], ["model.name=crnn_small", "model.short=valid"]).model)

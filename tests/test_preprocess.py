@@ -68,3 +68,13 @@ def test_native_input_is_the_cqt_padded_to_96_rows_with_the_floor():
     with pytest.raises(ValueError, match="native input takes 40 frames, got 41"):
         to_model_input(torch.randn(2, 84, 41), "native", size=40)
     assert input_frames("native", 40) == 40
+
+
+def test_any_width_keeps_a_short_clip_at_its_own_width_folded_into_whole_segments():
+    x = torch.arange(84 * 50, dtype=torch.float32).reshape(1, 84, 50)  # 50 frames: one floor frame makes 3 × 17
+    y = to_model_input(x, "time_fold", any_width=True)[0, 0]
+    assert y.shape == (256, 17)
+    for k in range(3):  # segment k: frames 17k … 17k + 16, in rows 84k …
+        assert torch.equal(y[84 * k : 84 * k + 84, : 17 if k < 2 else 16], x[0, :, 17 * k : 17 * k + 17])
+    assert (y[-84:, 16] == FLOOR_DB)[:84 - 4].all() and (y[252:] == FLOOR_DB).all()
+    assert to_model_input(x, "native", size=768, any_width=True).shape == (1, 1, 96, 50)

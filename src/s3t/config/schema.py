@@ -75,6 +75,9 @@ class AugmentConfig:
             raise ValueError(f"augment.warp_max must be >= 0, got {self.warp_max}")
 
 
+SHORT_READINGS = ("resize", "pad", "loop", "valid", "native")  # model.short
+
+
 @dataclass
 class ModelConfig:
     """The encoder and how a spectrogram becomes its input image."""
@@ -101,14 +104,15 @@ class ModelConfig:
     # the input frames) or windows (mean over half-overlapping windows at the native rate)
     embedding: str = "resize"
     # how a clip shorter than the input is read: resize (stretched to the input frames), pad (as it is,
-    # the floor after it) or loop (repeated until it fills the input); issue 28's short-sound study
+    # the floor after it), loop (repeated until it fills the input), valid (padded, pooled over the
+    # clip's cells only: Swin, ResNet) or native (as it is, its own width: ResNets); issue 28's study
     short: str = "resize"
 
     def __post_init__(self) -> None:
         _check_choice("model.pooling", self.pooling, ("mean", "rows", "rows_stats", "stages"))
         _check_choice("model.readout", self.readout, ("", "mean", "rows", "rows_stats", "stages"))
         _check_choice("model.embedding", self.embedding, ("resize", "windows"))
-        _check_choice("model.short", self.short, ("resize", "pad", "loop"))
+        _check_choice("model.short", self.short, SHORT_READINGS)
 
     @property
     def segments(self) -> int:

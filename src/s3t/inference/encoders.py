@@ -16,7 +16,7 @@ from s3t.config.schema import ModelConfig
 from s3t.data.cache import Cache
 from s3t.models.backbones import SAMPLES, build_encoder
 from s3t.transforms.augment import loop_to, resize_time
-from s3t.transforms.preprocess import model_input
+from s3t.transforms.preprocess import model_input, to_model_input
 
 
 class Encoder(torch.nn.Module):
@@ -33,6 +33,7 @@ class Encoder(torch.nn.Module):
         self.model_cfg, self.time_compression, self.name = model_cfg, time_compression, name
         self.frames = SAMPLES if backbone.input_kind == "wave" else model_cfg.frames
         self.num_features = self.backbone.num_features
+        _check_short(model_cfg, self.backbone)
 
     @property
     def device(self) -> torch.device:
@@ -44,9 +45,24 @@ class Encoder(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, cqt: torch.Tensor) -> torch.Tensor:
-        """(B, 84, T) log-CQTs -> (B, D); each resized in time to the input frames first."""
-        cqt = resize_time(cqt.to(self.device, torch.float32), self.frames)  # (B, 84, frames)
+        """(B, 84, T) log-CQTs -> (B, D); each resized in time to the input frames first, unless
+        `model.short` reads a shorter clip at its own width (native) or marks its padding with NaN (valid)."""
+        cqt = cqt.to(self.device, torch.float32)
+        if self.model_cfg.short == "native" and cqt.shape[-1] < self.frames:
+            return self.backbone(model_input(cqt, self.model_cfg, any_width=True))
+        if self.model_cfg.short == "valid" and cqt.isnan().any():
+            return self._forward_valid(cqt)
+        cqt = resize_time(cqt, self.frames)  # (B, 84, frames)
         return self.backbone(model_input(cqt, self.model_cfg))
+
+    def _forward_valid(self, cqt: torch.Tensor) -> torch.Tensor:
+        """Frames that are NaN in every bin are padding: the floor in the input, left out of the pooling."""
+        valid_frames = ~cqt.isnan().all(1, keepdim=True)  # (B, 1, T)
+        # the mask takes the input's path (fold, pad) as dB values: the clip's frames at 0 dB, the rest at the floor
+        marks = torch.where(valid_frames, 0.0, FLOOR_DB).expand_as(cqt)
+        m = self.model_cfg
+        valid = to_model_input(marks, m.preprocessor, m.input_size, m.segments) > FLOOR_DB / 2
+        return self.backbone(model_input(cqt.nan_to_num(FLOOR_DB), m), valid=valid)
 
     def inputs_of(self, cqt: np.ndarray | torch.Tensor, windows: bool | None = None) -> torch.Tensor:
         """One clip's (84, T) log-CQT -> the (W, 84, frames) crops whose mean feature is its embedding:
@@ -80,11 +96,25 @@ class Encoder(torch.nn.Module):
 
 
 def fit_short(x: torch.Tensor, frames: int, how: str) -> torch.Tensor:
-    """An (84, T) log-CQT with T < frames as (84, frames): `pad` keeps it and fills the rest with the floor,
-    `loop` repeats it."""
+    """An (84, T) log-CQT with T < frames as `Encoder.forward` reads it: `pad` keeps it and fills the rest
+    to `frames` with the floor, `valid` with NaN (padding, left out of the pooling), `loop` repeats it;
+    `native` leaves it as it is."""
     if how == "loop":
         return loop_to(x, frames)[:, :frames]
-    return torch.nn.functional.pad(x, (0, frames - x.shape[-1]), value=FLOOR_DB)
+    if how == "native":
+        return x
+    fill = float("nan") if how == "valid" else FLOOR_DB
+    return torch.nn.functional.pad(x, (0, frames - x.shape[-1]), value=fill)
+
+
+def _check_short(model_cfg: ModelConfig, backbone: torch.nn.Module) -> None:
+    """`model.short` valid needs a backbone that pools a feature map (Swin, ResNet); native one of any width."""
+    name = model_cfg.name
+    if model_cfg.short == "valid" and not hasattr(backbone, "pooling"):
+        raise ValueError(f"model.short=valid pools the valid cells of a Swin's or ResNet's map; {name} pools its own way")
+    if model_cfg.short == "native" and not getattr(backbone, "any_width", False):
+        raise ValueError(f"model.short=native needs an encoder that takes any input width (the ResNets); {name} "
+                         "takes a fixed size")
 
 
 def read_out(backbone: torch.nn.Module, model_cfg: ModelConfig) -> torch.nn.Module:

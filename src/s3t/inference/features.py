@@ -3,6 +3,7 @@ store `s3t embed` writes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -33,10 +34,10 @@ def embed_clips(encoder: Encoder, clips: Iterable[np.ndarray | torch.Tensor], wi
     counts: list[int] = []  # crops per clip, in order
     done: list[torch.Tensor] = []  # features of the crops encoded so far
 
-    def flush() -> None:
-        if pending:
-            done.extend(encoder(torch.cat(pending)).float().cpu())
-            pending.clear()
+    def flush() -> None:  # crops of one width at a time (model.short=native keeps short clips' own)
+        for _, same in itertools.groupby(pending, key=lambda crops: crops.shape[-1]):
+            done.extend(encoder(torch.cat(list(same))).float().cpu())
+        pending.clear()
 
     for clip in clips:
         crops = encoder.inputs_of(clip, windows)

@@ -17,6 +17,7 @@ import torch
 from timm.models.resnet import BasicBlock, ResNet
 
 from s3t.config.schema import ModelConfig
+from s3t.models.pooling import pool_valid, valid_cells
 from s3t.models.swin import SWIN_PRESETS, SwinEncoder
 from s3t.transforms.preprocess import check_geometry, input_shape
 
@@ -31,6 +32,7 @@ class ResNetEncoder(torch.nn.Module):
     The last stage's map is (B, C, rows, columns), rows following frequency as in the input."""
 
     input_kind = "spectrogram"
+    any_width = True  # convolutions and a global pool: any input width (model.short=native)
 
     def __init__(self, name: str, drop_path: float, height: int = 256, pooling: str = "mean"):
         super().__init__()
@@ -47,7 +49,11 @@ class ResNetEncoder(torch.nn.Module):
         else:
             self.num_features = self.net.num_features * {"mean": 1, "rows": rows, "rows_stats": 2 * rows}[pooling]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """`valid` (B, 1, H, W), True where the input holds the clip: pool over those cells only."""
+        if valid is not None:
+            fmap = self.net.forward_features(x)
+            return pool_valid(fmap, valid_cells(valid, fmap.shape[-2:]), self.pooling, 3, (2, 3))
         if self.pooling == "mean":
             return self.net(x)
         if self.pooling == "stages":
@@ -84,6 +90,7 @@ class CRNNEncoder(torch.nn.Module):
     left of the height is averaged away before the GRU."""
 
     input_kind = "spectrogram"
+    any_width = True
 
     def __init__(self, preset: CRNNPreset):
         super().__init__()

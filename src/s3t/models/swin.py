@@ -23,6 +23,8 @@ from timm.layers import PatchEmbed
 from timm.models.resnet import BasicBlock, ResNet
 from timm.models.swin_transformer import SwinTransformer
 
+from s3t.models.pooling import pool_valid, valid_cells
+
 
 @dataclass(frozen=True)
 class SwinPreset:
@@ -130,9 +132,14 @@ class SwinEncoder(torch.nn.Module):
         else:
             self.num_features = self.swin.num_features * {"mean": 1, "rows": rows, "rows_stats": 2 * rows}[pooling]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """`valid` (B, 1, H, W), True where the input holds the clip: pool over those tokens only."""
         if x.shape[1:] != (1, *self.shape):
             raise ValueError(f"expected input (B, 1, {self.shape[0]}, {self.shape[1]}), got {tuple(x.shape)}")
+        if valid is not None:
+            tokens = self.swin.forward_features(x)  # (B, rows, columns, C)
+            weight = valid_cells(valid, tokens.shape[1:3]).permute(0, 2, 3, 1)
+            return pool_valid(tokens, weight, self.pooling, 2, (1, 2))
         if self.pooling == "mean":
             return self.swin(x)  # (B, D)
         if self.pooling == "stages":

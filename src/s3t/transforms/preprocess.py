@@ -54,19 +54,24 @@ NATIVE_ROWS = 96
 
 
 def to_model_input(x: torch.Tensor, preprocessor: str = "time_fold", size: int = 256,
-                   n: int | None = None) -> torch.Tensor:
-    """(B, F, input_frames) log-CQTs -> (B, 1, size, size) model input; native: (B, 1, 96, size)."""
+                   n: int | None = None, any_width: bool = False) -> torch.Tensor:
+    """(B, F, input_frames) log-CQTs -> (B, 1, size, size) model input; native: (B, 1, 96, size).
+    `any_width`: a clip of any length keeps its own width (time_fold pads it with the floor to whole segments)."""
+    T = x.shape[-1]
     if preprocessor == "native":
-        if x.shape[-1] != size:
-            raise ValueError(f"native input takes {size} frames, got {x.shape[-1]}")
+        if T != size and not any_width:
+            raise ValueError(f"native input takes {size} frames, got {T}")
         return pad_frequency(x, NATIVE_ROWS).unsqueeze(-3)
     if preprocessor == "time_fold":
-        y = pad_frequency(fold_time(x, n or 3), size)
+        n = n or 3
+        if any_width:
+            x = torch.nn.functional.pad(x, (0, -T % n), value=FLOOR_DB)
+        y = pad_frequency(fold_time(x, n), size)
     elif preprocessor == "freq_tile":
         y = tile_frequency(x, n or 4, size)
     else:
         raise ValueError(f"unknown pre-processor {preprocessor!r}; expected one of {PREPROCESSORS}")
-    if y.shape[-2:] != (size, size):
+    if y.shape[-2] != size or (y.shape[-1] != size and not any_width):
         raise ValueError(f"{preprocessor} turned {tuple(x.shape[-2:])} into {tuple(y.shape[-2:])}, "
                          f"not {size} × {size}: give it {input_frames(preprocessor, size, n)} frames")
     return y.unsqueeze(-3)
@@ -93,8 +98,8 @@ def input_shape(model_cfg) -> tuple[int, int]:
     return model_cfg.input_size, model_cfg.input_size
 
 
-def model_input(views: torch.Tensor, model_cfg) -> torch.Tensor:
+def model_input(views: torch.Tensor, model_cfg, any_width: bool = False) -> torch.Tensor:
     """(N, 84, frames) log-CQTs -> (N, 1, H, W) normalised input of the model `model_cfg` (a ModelConfig),
-    (H, W) = `input_shape(model_cfg)`."""
+    (H, W) = `input_shape(model_cfg)`; `any_width`: views of any length, W their own (see to_model_input)."""
     m = model_cfg
-    return normalize_db(to_model_input(views, m.preprocessor, m.input_size, m.segments))
+    return normalize_db(to_model_input(views, m.preprocessor, m.input_size, m.segments, any_width))
