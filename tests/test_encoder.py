@@ -104,8 +104,9 @@ def test_valid_pools_only_the_map_cells_a_short_clip_covers():
     for pooling in ("mean", "rows", "rows_stats"):
         reader = _short_reader("valid", pooling)
         crops = reader.inputs_of(clip)
-        assert crops.shape == (1, 84, 768) and crops[:, :, 40:].isnan().all() and torch.equal(crops[:, :, :40], padded[:, :, :40])
-        fmap = reader.backbone.net.forward_features(model_input(padded, reader.model_cfg))  # (1, 256, 8, 8), stride 32
+        assert crops.shape == (1, 84, 768) and crops[:, :, 40:].isnan().all()
+        assert torch.equal(crops[:, :, :40], padded[:, :, :40])
+        fmap = reader.backbone.net.forward_features(model_input(padded, reader.model_cfg))  # (1, 256, 8, 8): stride 32
         cells = fmap[:, :, :3, :2]  # rows 0–2 cover bins 0–95 of segment 0, columns 0–1 frames 0–63
         rows = torch.nn.functional.pad(cells.mean(3), (0, 5))  # rows 3–7 (segments 1, 2) hold none of the clip: 0
         expected = {"mean": cells.mean((2, 3)), "rows": rows.flatten(1),
@@ -119,7 +120,8 @@ def test_valid_pooling_of_a_clip_with_no_padding_is_the_backbones_own():
     x = torch.randn(2, 1, 128, 128)
     for name in ("resnet_small", "swin_nano"):
         for pooling in ("mean", "rows", "rows_stats"):
-            backbone = random_encoder(load_config(["tiny"], [f"model.name={name}", f"model.pooling={pooling}"]).model).backbone
+            cfg = load_config(["tiny"], [f"model.name={name}", f"model.pooling={pooling}"])
+            backbone = random_encoder(cfg.model).backbone
             torch.testing.assert_close(backbone(x, valid=torch.ones_like(x, dtype=torch.bool)), backbone(x))
 
 

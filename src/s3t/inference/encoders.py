@@ -111,7 +111,8 @@ def _check_short(model_cfg: ModelConfig, backbone: torch.nn.Module) -> None:
     """`model.short` valid needs a backbone that pools a feature map (Swin, ResNet); native one of any width."""
     name = model_cfg.name
     if model_cfg.short == "valid" and not hasattr(backbone, "pooling"):
-        raise ValueError(f"model.short=valid pools the valid cells of a Swin's or ResNet's map; {name} pools its own way")
+        raise ValueError(f"model.short=valid pools the valid cells of a Swin's or ResNet's map; {name} pools "
+                         "its own way")
     if model_cfg.short == "native" and not getattr(backbone, "any_width", False):
         raise ValueError(f"model.short=native needs an encoder that takes any input width (the ResNets); {name} "
                          "takes a fixed size")
