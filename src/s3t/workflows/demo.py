@@ -33,27 +33,37 @@ from s3t.workflows.pretrain import pretrain
 log = logging.getLogger(__name__)
 
 
-def seconds_per_step(cfg: Config, repeats: int = 2) -> float:
-    """Wall time of one training step of `cfg` on this machine (after a warm-up step)."""
+def seconds_per_step(cfg: Config, repeats: int = 2, device: str | torch.device = "cpu") -> float:
+    """Wall time of one training step of `cfg` on `device` (after a warm-up step; bf16 on a GPU if
+    `train.amp`, as training runs it)."""
+    device = torch.device(device)
     torch.manual_seed(0)
-    method = build_method(cfg)
+    method = build_method(cfg).to(device)
     opt = build_optimizer(method, cfg)
-    batch = (torch.randn(cfg.train.batch_size, 2, 84, cfg.model.frames) * 20 - 30, torch.arange(cfg.train.batch_size))
-    gen = torch.Generator()
-    train_step(method, method, opt, batch, cfg, gen, 0, False)
+    batch = (torch.randn(cfg.train.batch_size, 2, 84, cfg.model.frames, device=device) * 20 - 30,
+             torch.arange(cfg.train.batch_size, device=device))
+    gen, amp = torch.Generator(device), cfg.train.amp and device.type == "cuda"
+    train_step(method, method, opt, batch, cfg, gen, 0, amp)
+    _synchronize(device)
     start = time.perf_counter()
     for step in range(repeats):
-        train_step(method, method, opt, batch, cfg, gen, step + 1, False)
+        train_step(method, method, opt, batch, cfg, gen, step + 1, amp)
+    _synchronize(device)
     return (time.perf_counter() - start) / repeats
 
 
-def plan_epochs(cfg: Config, n_train: int, minutes: float | None) -> int:
-    """The config's epochs; with `minutes`, the epochs that fit them at the measured step time, plus the
-    20 % that loading, logging and checkpoints added in measured demo runs."""
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plan_epochs(cfg: Config, n_train: int, minutes: float | None, device: str | torch.device = "cpu") -> int:
+    """The config's epochs; with `minutes`, the epochs that fit them at the step time measured on `device`,
+    plus the 20 % that loading, logging and checkpoints added in measured demo runs."""
     if minutes is None:
         return cfg.optim.epochs
     steps_per_epoch = max(1, n_train // cfg.train.batch_size)
-    return max(1, int(minutes * 60 / (1.2 * seconds_per_step(cfg)) / steps_per_epoch))
+    return max(1, int(minutes * 60 / (1.2 * seconds_per_step(cfg, device=device)) / steps_per_epoch))
 
 
 CONFIGS = ("cpu-small", "demo")  # the CPU recipe, with an input of one demo clip
