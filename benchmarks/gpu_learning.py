@@ -67,7 +67,8 @@ def run_arm(name: str, configs: list[str], overrides: list[str], data: dict, min
 
 
 def probe(encoder, cfg, data: dict, out: Path) -> dict:
-    metrics = linear_eval(load_csv(data["manifest"]), encoder, out, cfg.probe, seeds=3, cache_dir=data["dev"],
+    seeds = 1 if cfg.train.max_steps else 3  # one in the rehearsal
+    metrics = linear_eval(load_csv(data["manifest"]), encoder, out, cfg.probe, seeds=seeds, cache_dir=data["dev"],
                           clip_seconds=float(open_cache(data["dev"]).meta["clip_seconds"]), progress=False)
     return {level: metrics[level]["top1_accuracy"]["mean"] for level in ("clip", "track") if level in metrics}
 
@@ -96,13 +97,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = dict(zip(("pretrain", "dev", "manifest"), unpack(args.cache, work)))
-        report["cqt_stats"] = probe(CqtStatsEncoder(), load_config([], SMALL_CORPUS), data, work / "cqt-stats")
+        common = SMALL_CORPUS + (TOY if args.cpu else [])
+        report["cqt_stats"] = probe(CqtStatsEncoder(), load_config([], common), data, work / "cqt-stats")
         for name, (configs, overrides) in arms.items():
             if args.arms and name not in args.arms:
                 continue
-            extra = SMALL_CORPUS + (TOY if args.cpu else [])
             try:
-                report["arms"][name] = run_arm(name, configs, extra + overrides, data, args.minutes_each, device, work,
+                report["arms"][name] = run_arm(name, configs, common + overrides, data, args.minutes_each, device, work,
                                                args.cpu)
             except Exception as e:  # one broken arm must not cost the others' numbers
                 report["arms"][name] = {"error": f"{type(e).__name__}: {e}"}
