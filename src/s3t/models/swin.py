@@ -7,8 +7,10 @@ turns the image into tokens, handed to timm as its `embed_layer`:
 - "patch": the paper's strided patch projection;
 - "conv": a convolutional stem (Xiao et al. 2021, "Early Convolutions Help Transformers See Better"):
   3×3 stride-2 convolutions with BatchNorm and ReLU down to the patch grid, then a 1×1 projection;
-- "resnet": a hybrid (as ViT's R50+ViT): `resnet_small`'s stem and first two stages (stride 8),
-  then a 1×1 projection, so the Swin stages start from residual time-frequency features.
+- "resnet": a hybrid (as ViT's R50+ViT): `resnet_small`'s stem and first stages (two for patch size 8,
+  three for 16), then a 1×1 projection, so the Swin stages start from residual time-frequency features.
+  At patch size 16 the Swin stages take the place of the ResNet's last stage (as BoTNet's attention
+  does, Srinivas et al. 2021), at the ResNet's output stride of 32.
 
 Geometry is checked when a model is built, with the numbers in the error.
 """
@@ -44,6 +46,8 @@ SWIN_PRESETS = {
     # issue 27's remedies, each on swin_mini's token grid
     "swin_mini_conv": SwinPreset(48, (2, 2, 2, 2), (2, 4, 8, 16), patch_size=8, stem="conv"),
     "swin_mini_hybrid": SwinPreset(48, (2, 2, 2, 2), (2, 4, 8, 16), patch_size=8, stem="resnet"),
+    # resnet_small's stem and stages 1–3 (stride 16), then two Swin stages at strides 16 and 32 (2.5 M)
+    "swin_hybrid16": SwinPreset(128, (2, 2), (4, 8), patch_size=16, stem="resnet"),
     # for model.preprocessor=native at 768 frames: a 12 × 96 grid, windows that never straddle a fold
     # (three stages: a fourth would merge an odd 3-row grid; 5.4 M parameters, as swin_mini's 5.1 M)
     "swin_mini_native": SwinPreset(64, (2, 2, 6), (2, 4, 8), patch_size=8, window_size=(6, 12), stem="conv"),
@@ -96,14 +100,18 @@ def conv_stem(img_size, patch_size, in_chans, embed_dim, norm_layer=None, **_) -
     return _Stem(torch.nn.Sequential(*layers), c_in, img_size, patch_size, embed_dim, norm_layer)
 
 
+RESNET_STAGES = {8: 2, 16: 3}  # patch size (stride): resnet_small stages it takes
+
+
 def resnet_stem(img_size, patch_size, in_chans, embed_dim, norm_layer=None, **_) -> _Stem:
-    """resnet_small's stem and stages 1–2: stride 8, 64 channels."""
-    if patch_size != 8:
-        raise ValueError(f"the resnet stem has stride 8, not patch size {patch_size}")
+    """resnet_small's stem and stages 1–2 (stride 8, 64 channels) or 1–3 (stride 16, 128 channels)."""
+    if patch_size not in RESNET_STAGES:
+        raise ValueError(f"the resnet stem has stride 8 or 16, not patch size {patch_size}")
     net = ResNet(BasicBlock, (1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=32, in_chans=in_chans,
                  num_classes=0, zero_init_last=False)
-    body = torch.nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool, net.layer1, net.layer2)
-    return _Stem(body, 64, img_size, patch_size, embed_dim, norm_layer)
+    stages = [net.layer1, net.layer2, net.layer3][: RESNET_STAGES[patch_size]]
+    body = torch.nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool, *stages)
+    return _Stem(body, 32 << len(stages) - 1, img_size, patch_size, embed_dim, norm_layer)
 
 
 EMBED_LAYERS = {"patch": PatchEmbed, "conv": conv_stem, "resnet": resnet_stem}
