@@ -1,6 +1,6 @@
-"""Issue 27's GPU learning check: does the paper's Swin-T learn on real music, at equal wall time with the
-convolutional-stem Swin and ResNet-50? Each arm pre-trains (MoCo v2) for the same minutes on the compact
-real-music cache (benchmarks/learning_cache.py), then a linear probe reads it and its same-seed Random
+"""Issue 27's GPU learning check: does the paper's Swin-T learn on real music, at equal wall time with
+the hybrid Swin (a resnet stem, then Swin-T's stages 2–4) and ResNet-50? Each arm pre-trains (MoCo v2)
+for the same minutes on the compact real-music cache (benchmarks/learning_cache.py), then a linear probe reads it and its same-seed Random
 Init on the dev labels (3 probe seeds; cqt-stats once beside them). One JSON, rewritten after every arm.
 
     bash benchmarks/gpu_learning.sh [--minutes-each 1.3] [--out gpu-learning.json]   # one H100/H200
@@ -38,7 +38,7 @@ SMALL_CORPUS = ["moco.queue_size=128", "moco.momentum=0.99", "augment.positives=
                 "train.compile=false", "train.checkpoint_every=1000", "probe.lr=1e-2"]
 ARMS = {  # name: (configs, overrides)
     "swin_t": (["paper"], []),
-    "swin_t_conv": (["paper"], ["model.name=swin_t_conv"]),
+    "swin_t_hybrid": (["paper"], ["model.name=swin_t_hybrid"]),
     "resnet50": (["paper"], ["model.name=resnet50"]),
 }
 TOY_ARMS = {"swin_nano": (["tiny"], []), "resnet_small": (["tiny"], ["model.name=resnet_small"])}

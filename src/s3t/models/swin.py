@@ -52,6 +52,9 @@ SWIN_PRESETS = {
     # (three stages: a fourth would merge an odd 3-row grid; 5.4 M parameters, as swin_mini's 5.1 M)
     "swin_mini_native": SwinPreset(64, (2, 2, 6), (2, 4, 8), patch_size=8, window_size=(6, 12), stem="conv"),
     "swin_t_conv": SwinPreset(96, (2, 2, 6, 2), (3, 6, 12, 24), stem="conv"),  # the GPU-sized conv stem
+    # the GPU-sized hybrids: the resnet stem, then Swin-T's own stages from its stride on (2–4, or 3–4)
+    "swin_t_hybrid": SwinPreset(192, (2, 6, 2), (6, 12, 24), patch_size=8, stem="resnet"),
+    "swin_t_hybrid16": SwinPreset(384, (6, 2), (12, 24), patch_size=16, stem="resnet"),
 }
 
 
