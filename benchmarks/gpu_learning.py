@@ -1,7 +1,8 @@
 """Issue 27's GPU learning check: does the paper's Swin-T learn on real music, at equal wall time with
 the hybrid Swin (a resnet stem, then Swin-T's stages 2–4) and ResNet-50? Each arm pre-trains (MoCo v2)
-for the same minutes on the compact real-music cache (benchmarks/learning_cache.py), then a linear probe reads it and its same-seed Random
-Init on the dev labels (3 probe seeds; cqt-stats once beside them). One JSON, rewritten after every arm.
+for the same minutes on the compact real-music cache (benchmarks/learning_cache.py), then a linear probe
+reads it and its same-seed Random Init on the dev labels (3 probe seeds; cqt-stats once beside them).
+One JSON, rewritten after every arm.
 
     bash benchmarks/gpu_learning.sh [--minutes-each 1.3] [--out gpu-learning.json]   # one H100/H200
     bash benchmarks/gpu_learning.sh --cpu --cache tiny.npz --out x.json              # the rehearsal
