@@ -38,14 +38,16 @@ def dequantise(q: np.ndarray) -> np.ndarray:
     return (q.astype(np.float32) * STEP_DB + FLOOR_DB).astype(np.float16)
 
 
-def spread(cache, per_track: int | None = None) -> list[int]:
-    """The cache's entries in an order that covers every track before a second clip of any: the first
-    clips of all tracks, then the second ones, … (at most `per_track` of each)."""
+def spread(cache, per_track: int, rounds: bool = True) -> list[int]:
+    """At most `per_track` entries of each of the cache's tracks, in an order that covers every track before
+    a second clip of any (`rounds`), or track after track (so that a cut keeps two clips of each track:
+    the pretext's second view comes from another clip of the same track)."""
     by_track: dict[str, list[int]] = {}
     for i, name in enumerate(track_names(cache)):
         by_track.setdefault(name, []).append(i)
-    rounds = zip_longest(*(clips[:per_track] for clips in by_track.values()))
-    return [i for clips in rounds for i in clips if i is not None]
+    if not rounds:
+        return [i for clips in by_track.values() for i in clips[:per_track]]
+    return [i for clips in zip_longest(*(c[:per_track] for c in by_track.values())) for i in clips if i is not None]
 
 
 def pack(cache, order: list[int], budget: int) -> tuple[dict, np.ndarray]:
@@ -65,12 +67,12 @@ def pack(cache, order: list[int], budget: int) -> tuple[dict, np.ndarray]:
 
 def build(pretrain: Path, dev: Path, out: Path, mib: float) -> dict:
     """Write the compact cache: the dev set first (every track, up to two clips each), then as much of the
-    pre-training corpus as the rest of `mib` holds, spread over its tracks."""
+    pre-training corpus as the rest of `mib` holds, two clips of each track."""
     dev_cache, pt_cache = open_cache(dev), open_cache(pretrain)
     budget = int(mib * 2**20)
     dev_index, dev_specs = pack(dev_cache, spread(dev_cache, DEV_CLIPS_PER_TRACK), budget)
     left = budget - len(zlib.compress(dev_specs.tobytes(), 6))
-    pt_index, pt_specs = pack(pt_cache, spread(pt_cache), left - 2**16)  # 64 KiB for the index and zip overhead
+    pt_index, pt_specs = pack(pt_cache, spread(pt_cache, 2, rounds=False), left - 2**16)  # 64 KiB for the index and zip overhead
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, pretrain=pt_specs, dev=dev_specs,
                         index=np.frombuffer(json.dumps({"pretrain": pt_index, "dev": dev_index}).encode(), np.uint8))

@@ -64,7 +64,7 @@ def test_the_compact_cache_holds_both_sets_to_a_quantisation_step_and_runs_the_l
     dev = _dev_cache(tmp_path)
     built = build(cache, dev, tmp_path / "learning.npz", mib=0.5)
     assert built["mib"] <= 0.5 and built["dev"]["entries"] == 24 and built["dev"]["tracks"] == 12
-    assert 0 < built["pretrain"]["entries"] <= 16
+    assert 0 < built["pretrain"]["entries"] <= 16 and built["pretrain"]["tracks"] == built["pretrain"]["entries"]
     pt_root, dev_root, manifest = unpack(tmp_path / "learning.npz", tmp_path / "unpacked")
     for original, copy in ((open_cache(dev), open_cache(dev_root)), (open_cache(cache), open_cache(pt_root))):
         assert copy.meta == original.meta
