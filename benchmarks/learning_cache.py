@@ -1,6 +1,7 @@
 """The compact real-music cache that travels to a GPU lease with the tree (issue 27): a share of a
 prepared pre-training cache and of a prepared labeled dev cache, log-CQTs quantised to 8 bits
-(0.5-dB steps from the floor, −100 dB, to +27.5 dB: real music reaches +27 dB) and compressed, in one .npz of at most a few tens of MiB.
+(0.5-dB steps from the floor, −100 dB, to +27.5 dB: real music reaches +27 dB) and compressed, in one
+.npz of at most a few tens of MiB.
 
     python benchmarks/learning_cache.py build --pretrain PT_CACHE --dev DEV_CACHE --out learning.npz [--mib 46]
 
@@ -59,7 +60,8 @@ def pack(cache, order: list[int], budget: int) -> tuple[dict, np.ndarray]:
         if used + size > budget:
             break
         meta = cache.metadata(i)
-        entries.append({k: meta.pop(k) for k in ("track_id", "source", "duration")} | {"frames": len(q), "metadata": meta})
+        entry = {k: meta.pop(k) for k in ("track_id", "source", "duration")}
+        entries.append(entry | {"frames": len(q), "metadata": meta})
         specs.append(q)
         used += size
     return {"cache_meta": cache.meta, "entries": entries}, np.concatenate(specs)
@@ -72,7 +74,8 @@ def build(pretrain: Path, dev: Path, out: Path, mib: float) -> dict:
     budget = int(mib * 2**20)
     dev_index, dev_specs = pack(dev_cache, spread(dev_cache, DEV_CLIPS_PER_TRACK), budget)
     left = budget - len(zlib.compress(dev_specs.tobytes(), 6))
-    pt_index, pt_specs = pack(pt_cache, spread(pt_cache, 2, rounds=False), left - 2**16)  # 64 KiB for the index and zip overhead
+    # 64 KiB left for the index and the zip overhead
+    pt_index, pt_specs = pack(pt_cache, spread(pt_cache, 2, rounds=False), left - 2**16)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, pretrain=pt_specs, dev=dev_specs,
                         index=np.frombuffer(json.dumps({"pretrain": pt_index, "dev": dev_index}).encode(), np.uint8))
