@@ -49,11 +49,11 @@ TOY = ["moco.queue_size=8", "train.batch_size=8", "train.max_steps=2", "optim.ep
 
 def run_arm(name: str, configs: list[str], overrides: list[str], data: dict, minutes: float, device: str,
             work: Path, toy: bool) -> dict:
-    cfg = load_config(configs, overrides + ["train.device=" + device])
-    n_train = len(open_cache(data["pretrain"]))
-    if not toy:
-        cfg = load_config(configs, overrides + [f"train.device={device}",
-                                                f"optim.epochs={plan_epochs(cfg, n_train, minutes, device)}"])
+    overrides = overrides + [f"train.device={device}"]
+    cfg = load_config(configs, overrides)
+    if not toy:  # the epochs that fit the minutes at this arm's step time
+        epochs = plan_epochs(cfg, len(open_cache(data["pretrain"])), minutes, device)
+        cfg = load_config(configs, overrides + [f"optim.epochs={epochs}"])
     start = time.perf_counter()
     last = pretrain(cfg, data["pretrain"], work / name, progress=False)
     wall = time.perf_counter() - start

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 27's GPU learning check (benchmarks/gpu_learning.py): the paper's Swin-T, the convolutional-stem
-# Swin-T and ResNet-50, pre-trained at equal wall time on the compact real-music cache and probed on the dev
+# Issue 27's GPU learning check (benchmarks/gpu_learning.py): the paper's Swin-T, the hybrid Swin-T
+# (resnet stem) and ResNet-50, pre-trained at equal wall time on the compact real-music cache and probed on the dev
 # labels beside their Random Init, in about 6 minutes on one H100/H200 with no internet. The cache
 # (benchmarks/learning-cache/learning.npz, ignored by git) and .whl travel with the tree:
 #

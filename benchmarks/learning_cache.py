@@ -51,8 +51,8 @@ def spread(cache, per_track: int, rounds: bool = True) -> list[int]:
     return [i for clips in zip_longest(*(c[:per_track] for c in by_track.values())) for i in clips if i is not None]
 
 
-def pack(cache, order: list[int], budget: int) -> tuple[dict, np.ndarray]:
-    """Entries of `order` while their compressed 8-bit spectrograms fit `budget` bytes."""
+def pack(cache, order: list[int], budget: int) -> tuple[dict, np.ndarray, int]:
+    """Entries of `order` while their compressed 8-bit spectrograms fit `budget` bytes; and the bytes used."""
     entries, specs, used = [], [], 0
     for i in order:
         q = quantise(cache[i].T)  # (frames, 84)
@@ -64,7 +64,7 @@ def pack(cache, order: list[int], budget: int) -> tuple[dict, np.ndarray]:
         entries.append(entry | {"frames": len(q), "metadata": meta})
         specs.append(q)
         used += size
-    return {"cache_meta": cache.meta, "entries": entries}, np.concatenate(specs)
+    return {"cache_meta": cache.meta, "entries": entries}, np.concatenate(specs), used
 
 
 def build(pretrain: Path, dev: Path, out: Path, mib: float) -> dict:
@@ -72,10 +72,9 @@ def build(pretrain: Path, dev: Path, out: Path, mib: float) -> dict:
     pre-training corpus as the rest of `mib` holds, two clips of each track."""
     dev_cache, pt_cache = open_cache(dev), open_cache(pretrain)
     budget = int(mib * 2**20)
-    dev_index, dev_specs = pack(dev_cache, spread(dev_cache, DEV_CLIPS_PER_TRACK), budget)
-    left = budget - len(zlib.compress(dev_specs.tobytes(), 6))
+    dev_index, dev_specs, used = pack(dev_cache, spread(dev_cache, DEV_CLIPS_PER_TRACK), budget)
     # 64 KiB left for the index and the zip overhead
-    pt_index, pt_specs = pack(pt_cache, spread(pt_cache, 2, rounds=False), left - 2**16)
+    pt_index, pt_specs, _ = pack(pt_cache, spread(pt_cache, 2, rounds=False), budget - used - 2**16)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, pretrain=pt_specs, dev=dev_specs,
                         index=np.frombuffer(json.dumps({"pretrain": pt_index, "dev": dev_index}).encode(), np.uint8))

@@ -14,16 +14,14 @@ def valid_cells(valid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.nn.functional.adaptive_max_pool2d(valid.float(), size)
 
 
-def masked_mean(x: torch.Tensor, weight: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, weight: torch.Tensor, dims: tuple[int, ...], keepdim: bool = False) -> torch.Tensor:
     """The mean of x over `dims`, counting the cells where the (broadcastable) 0/1 weight is 1; 0 where none is."""
-    return (x * weight).sum(dims) / weight.sum(dims).clamp_min(1)
+    return (x * weight).sum(dims, keepdim) / weight.sum(dims, keepdim).clamp_min(1)
 
 
 def masked_std(x: torch.Tensor, weight: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """torch.std (unbiased) of x over `dims` on the cells where weight is 1; 0 with fewer than two."""
-    mean = masked_mean(x, weight, dims)
-    for d in sorted(dims):
-        mean = mean.unsqueeze(d)
+    mean = masked_mean(x, weight, dims, keepdim=True)
     var = (weight * (x - mean) ** 2).sum(dims) / (weight.sum(dims) - 1).clamp_min(1)
     return var.sqrt()
 
