@@ -36,6 +36,7 @@ class SwinPreset:
     patch_size: int = 4
     window_size: tuple[int, int] = (8, 8)  # (frequency, time) tokens
     stem: str = "patch"
+    zero_init: bool = False  # each block's residual branches start at zero: the stages start as the identity
 
 
 SWIN_PRESETS = {
@@ -48,6 +49,9 @@ SWIN_PRESETS = {
     "swin_mini_hybrid": SwinPreset(48, (2, 2, 2, 2), (2, 4, 8, 16), patch_size=8, stem="resnet"),
     # resnet_small's stem and stages 1–3 (stride 16), then two Swin stages at strides 16 and 32 (2.5 M)
     "swin_hybrid16": SwinPreset(128, (2, 2), (4, 8), patch_size=16, stem="resnet"),
+    # the whole resnet_small (stride 32), then one Swin stage whose 8 × 8 window spans the map (no shift),
+    # starting as the identity: attention with Swin's relative position bias added to the CPU recipe (3.0 M)
+    "swin_hybrid32": SwinPreset(256, (2,), (8,), patch_size=32, stem="resnet", zero_init=True),
     # for model.preprocessor=native at 768 frames: a 12 × 96 grid, windows that never straddle a fold
     # (three stages: a fourth would merge an odd 3-row grid; 5.4 M parameters, as swin_mini's 5.1 M)
     "swin_mini_native": SwinPreset(64, (2, 2, 6), (2, 4, 8), patch_size=8, window_size=(6, 12), stem="conv"),
@@ -103,16 +107,16 @@ def conv_stem(img_size, patch_size, in_chans, embed_dim, norm_layer=None, **_) -
     return _Stem(torch.nn.Sequential(*layers), c_in, img_size, patch_size, embed_dim, norm_layer)
 
 
-RESNET_STAGES = {8: 2, 16: 3}  # patch size (stride): resnet_small stages it takes
+RESNET_STAGES = {8: 2, 16: 3, 32: 4}  # patch size (stride): resnet_small stages it takes
 
 
 def resnet_stem(img_size, patch_size, in_chans, embed_dim, norm_layer=None, **_) -> _Stem:
-    """resnet_small's stem and stages 1–2 (stride 8, 64 channels) or 1–3 (stride 16, 128 channels)."""
+    """resnet_small's stem and stages 1–2 (stride 8, 64 channels), 1–3 (stride 16, 128) or all four (32, 256)."""
     if patch_size not in RESNET_STAGES:
-        raise ValueError(f"the resnet stem has stride 8 or 16, not patch size {patch_size}")
+        raise ValueError(f"the resnet stem has stride 8, 16 or 32, not patch size {patch_size}")
     net = ResNet(BasicBlock, (1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=32, in_chans=in_chans,
                  num_classes=0, zero_init_last=False)
-    stages = [net.layer1, net.layer2, net.layer3][: RESNET_STAGES[patch_size]]
+    stages = [net.layer1, net.layer2, net.layer3, net.layer4][: RESNET_STAGES[patch_size]]
     body = torch.nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool, *stages)
     return _Stem(body, 32 << len(stages) - 1, img_size, patch_size, embed_dim, norm_layer)
 
@@ -137,6 +141,8 @@ class SwinEncoder(torch.nn.Module):
             window_size=preset.window_size, drop_path_rate=drop_path, embed_layer=EMBED_LAYERS[preset.stem],
         )
         self.swin.patch_embed.requires_grad_(not freeze_patch_embed)
+        if preset.zero_init:
+            _zero_residual_branches(self.swin)
         rows = self.shape[0] // preset.patch_size // 2 ** (len(preset.depths) - 1)  # of the last stage's grid
         if pooling == "stages":
             self.num_features = sum(stage["num_chs"] for stage in self.swin.feature_info)
@@ -168,6 +174,16 @@ class SwinEncoder(torch.nn.Module):
             tokens = stage(tokens)
             means.append((self.swin.norm(tokens) if i == len(self.swin.layers) - 1 else tokens).mean((1, 2)))
         return torch.cat(means, 1)
+
+
+def _zero_residual_branches(swin: SwinTransformer) -> None:
+    """Zero each block's last projections (attention and MLP), so every block starts as the identity
+    (as SkipInit, De & Smith 2020) and the stage passes its input's features on until it learns."""
+    for stage in swin.layers:
+        for block in stage.blocks:
+            for layer in (block.attn.proj, block.mlp.fc2):
+                torch.nn.init.zeros_(layer.weight)
+                torch.nn.init.zeros_(layer.bias)
 
 
 def fuse_attention(module: torch.nn.Module) -> int:
