@@ -29,6 +29,11 @@ def test_every_encoder_keeps_the_contract(name):
     model = build_encoder(cfg)
     assert model.input_kind in ("spectrogram", "wave")
     x = example_input(model, cfg)
+    if name in SWIN_PRESETS and SWIN_PRESETS[name].zero_init:
+        # a residual branch that starts at zero passes no gradient behind its last projection until that moves
+        model(x).pow(2).sum().backward()
+        torch.optim.SGD(model.parameters(), lr=0.1).step()
+        model.zero_grad()
     y = model(x)
     assert y.shape == (2, model.num_features)
     assert torch.isfinite(y).all()
@@ -142,6 +147,18 @@ def test_swin_stems_keep_the_token_grid_and_the_patch_stem_is_the_papers():
     # convolutional stems hold BatchNorm, so MoCo shuffles batches across them as for ResNets
     assert has_batch_norm(build_encoder(ModelConfig(name="swin_mini_conv", input_size=128, fold=1)))
     assert not has_batch_norm(build_encoder(ModelConfig(name="swin_mini", input_size=128, fold=1)))
+
+
+def test_the_stride_32_hybrid_starts_as_resnet_small_with_an_identity_swin_stage():
+    torch.manual_seed(0)
+    model = build_encoder(ModelConfig(name="swin_hybrid32", pooling="rows"))
+    tokens = model.swin.patch_embed(torch.randn(2, 1, 256, 256))
+    assert tokens.shape == (2, 8, 8, 256)  # the whole resnet_small: stride 32, 256 channels
+    torch.testing.assert_close(model.swin.layers(tokens), tokens)  # every block starts as the identity
+    assert model.swin.layers[0].blocks[0].window_size == (8, 8)  # one window spans the map
+    assert model.num_features == 8 * 256  # rows: as resnet_small's readout
+    model.swin.layers(tokens).pow(2).sum().backward()
+    assert model.swin.layers[0].blocks[1].mlp.fc2.weight.grad.abs().sum() > 0  # the zeros move on the first step
 
 
 def test_the_native_swin_reads_96_rows_by_time_with_windows_inside_them():
