@@ -19,9 +19,11 @@ def test_grid_has_every_row_of_the_papers_tables():
             ours = [r.name for r in rows if r.table == table]
             recipe = [f"{name} ({budget.recipe})" for name in ("Random Init", "cqt-stats", "S3T")]
             recipe = recipe if table == 1 and budget.recipe else []
+            recipe += [f"S3T ({preset})" for preset in budget.backbone_recipes] if table == 3 else []
             assert [name for name in ours if name not in recipe] == list(spec["rows"]) and set(recipe) <= set(ours)
     compared = [r for r in grid(BUDGETS["small"]) if r.table in (3, 4) or r.name in ("Random Init", "S3T (Ours)")]
     assert all(len(r.seeds) >= 3 for r in compared)  # spreads over whole pre-training runs
+    assert {"S3T (cpu-small)", "S3T (cpu-small-swin)"} <= {r.name for r in compared if r.table == 3}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +60,10 @@ def test_reproduce_tiny_writes_all_tables_and_resumes(setting, tmp_path):
     tables = (out / "tables.md").read_text()
     for table, spec in PAPER.items():
         assert f"## Table {table}" in tables
-        for name in [*spec["rows"], *(["Random Init (tiny)", "cqt-stats (tiny)", "S3T (tiny)"] if table == 1 else [])]:
-            line = next(line for line in tables.splitlines() if line.startswith(f"| {name} |"))
+        extra = {1: ["Random Init (tiny)", "cqt-stats (tiny)", "S3T (tiny)"], 3: ["S3T (tiny)"]}.get(table, [])
+        section = tables.split(f"## Table {table}")[1].split("## ")[0]
+        for name in [*spec["rows"], *extra]:
+            line = next(line for line in section.splitlines() if line.startswith(f"| {name} |"))
             # a measured mean (± the probe seeds' spread) and a wall time in every row
             # (linear probe: top-1, top-5; MLP probe: top-1)
             assert line.count(" ± ") == 3 and line.rstrip(" |").endswith("min"), line

@@ -192,7 +192,9 @@ def render_tables(runner: Runner) -> str:
              f"{b.probe_epochs} probe epochs; "
              f"backbones {b.backbones}."
              + (f" Rows `({b.recipe})`: the `{b.recipe}` preset as it ships (its own model, epochs and probe), "
-                f"{b.pretrain_seeds} seeds; `cqt-stats` probed its way." if b.recipe else ""),
+                f"{b.pretrain_seeds} seeds; `cqt-stats` probed its way." if b.recipe else "")
+             + (f" Table 3 adds {', '.join(f'`{p}`' for p in b.backbone_recipes)} as they ship."
+                if b.backbone_recipes else ""),
              "", "Ours: track-level test scores in %, mean ± std (over pre-training seeds where there are "
              "several, else over probe seeds), with the paper's linear probe and, on the same features, "
              "MARBLE's MLP probe (one hidden layer of 512, dropout 0.2). Paper: as reported. "
