@@ -8,15 +8,17 @@ turns the image into tokens, handed to timm as its `embed_layer`:
 - "conv": a convolutional stem (Xiao et al. 2021, "Early Convolutions Help Transformers See Better"):
   3×3 stride-2 convolutions with BatchNorm and ReLU down to the patch grid, then a 1×1 projection;
 - "resnet": a hybrid (as ViT's R50+ViT): `resnet_small`'s stem and first stages (two for patch size 8,
-  three for 16), then a 1×1 projection, so the Swin stages start from residual time-frequency features.
-  At patch size 16 the Swin stages take the place of the ResNet's last stage (as BoTNet's attention
-  does, Srinivas et al. 2021), at the ResNet's output stride of 32.
+  three for 16, all four for 32), then a 1×1 projection, so the Swin stages start from residual
+  time-frequency features. At patch size 16 the Swin stages take the place of the ResNet's last stage (as
+  BoTNet's attention does, Srinivas et al. 2021), at the ResNet's output stride of 32; at 32 they follow it.
+  "resnet18": the same with resnet18's body, for the GPU-sized hybrid.
 
 Geometry is checked when a model is built, with the numbers in the error.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -59,6 +61,8 @@ SWIN_PRESETS = {
     # the GPU-sized hybrids: the resnet stem, then Swin-T's own stages from its stride on (2–4, or 3–4)
     "swin_t_hybrid": SwinPreset(192, (2, 6, 2), (6, 12, 24), patch_size=8, stem="resnet"),
     "swin_t_hybrid16": SwinPreset(384, (6, 2), (12, 24), patch_size=16, stem="resnet"),
+    # swin_hybrid32 at Swin-T's size: resnet18's body, then a 768-wide Swin stage (25.8 M parameters)
+    "swin_t_hybrid32": SwinPreset(768, (2,), (24,), patch_size=32, stem="resnet18", zero_init=True),
 }
 
 
@@ -107,21 +111,27 @@ def conv_stem(img_size, patch_size, in_chans, embed_dim, norm_layer=None, **_) -
     return _Stem(torch.nn.Sequential(*layers), c_in, img_size, patch_size, embed_dim, norm_layer)
 
 
-RESNET_STAGES = {8: 2, 16: 3, 32: 4}  # patch size (stride): resnet_small stages it takes
+RESNET_STAGES = {8: 2, 16: 3, 32: 4}  # patch size (stride): ResNet stages the stem takes
+RESNET_BODIES = {"resnet_small": ((1, 1, 1, 1), (32, 64, 128, 256)),  # blocks and widths per stage
+                 "resnet18": ((2, 2, 2, 2), (64, 128, 256, 512))}
 
 
-def resnet_stem(img_size, patch_size, in_chans, embed_dim, norm_layer=None, **_) -> _Stem:
-    """resnet_small's stem and stages 1–2 (stride 8, 64 channels), 1–3 (stride 16, 128) or all four (32, 256)."""
+def resnet_stem(img_size, patch_size, in_chans, embed_dim, norm_layer=None, body: str = "resnet_small",
+                **_) -> _Stem:
+    """A ResNet's stem and stages 1–2 (stride 8), 1–3 (stride 16) or all four (stride 32): resnet_small's
+    (64, 128 or 256 channels out) or, for the GPU-sized hybrid, resnet18's (twice as wide, twice as deep)."""
     if patch_size not in RESNET_STAGES:
         raise ValueError(f"the resnet stem has stride 8, 16 or 32, not patch size {patch_size}")
-    net = ResNet(BasicBlock, (1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=32, in_chans=in_chans,
+    depths, widths = RESNET_BODIES[body]
+    net = ResNet(BasicBlock, depths, channels=widths, stem_width=widths[0], in_chans=in_chans,
                  num_classes=0, zero_init_last=False)
     stages = [net.layer1, net.layer2, net.layer3, net.layer4][: RESNET_STAGES[patch_size]]
-    body = torch.nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool, *stages)
-    return _Stem(body, 32 << len(stages) - 1, img_size, patch_size, embed_dim, norm_layer)
+    layers = torch.nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool, *stages)
+    return _Stem(layers, widths[len(stages) - 1], img_size, patch_size, embed_dim, norm_layer)
 
 
-EMBED_LAYERS = {"patch": PatchEmbed, "conv": conv_stem, "resnet": resnet_stem}
+EMBED_LAYERS = {"patch": PatchEmbed, "conv": conv_stem, "resnet": resnet_stem,
+                "resnet18": functools.partial(resnet_stem, body="resnet18")}
 
 
 class SwinEncoder(torch.nn.Module):
