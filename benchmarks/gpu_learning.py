@@ -1,10 +1,11 @@
 """Issue 27's GPU learning check: does the paper's Swin-T learn on real music, at equal wall time with
-the hybrid Swin (a resnet stem, then Swin-T's stages 2–4) and ResNet-50? Each arm pre-trains (MoCo v2)
+two hybrid Swins (a resnet stem, then Swin-T's stages 2–4; resnet18 whole, then one Swin stage: the
+CPU Swin recipe's backbone at Swin-T's size) and ResNet-50? Each arm pre-trains (MoCo v2)
 for the same minutes on the compact real-music cache (benchmarks/learning_cache.py), then a linear probe
 reads it and its same-seed Random Init on the dev labels (3 probe seeds; cqt-stats once beside them).
 One JSON, rewritten after every arm.
 
-    bash benchmarks/gpu_learning.sh [--minutes-each 1.3] [--out gpu-learning.json]   # one H100/H200
+    bash benchmarks/gpu_learning.sh [--minutes-each 1.0] [--out gpu-learning.json]   # one H100/H200
     bash benchmarks/gpu_learning.sh --cpu --cache tiny.npz --out x.json              # the rehearsal
 
 The arms share the paper's recipe with the settings a corpus of a few hundred clips needs (what the CPU
@@ -40,6 +41,7 @@ SMALL_CORPUS = ["moco.queue_size=128", "moco.momentum=0.99", "augment.positives=
 ARMS = {  # name: (configs, overrides)
     "swin_t": (["paper"], []),
     "swin_t_hybrid": (["paper"], ["model.name=swin_t_hybrid"]),
+    "swin_t_hybrid32": (["paper"], ["model.name=swin_t_hybrid32"]),
     "resnet50": (["paper"], ["model.name=resnet50"]),
 }
 TOY_ARMS = {"swin_nano": (["tiny"], []), "resnet_small": (["tiny"], ["model.name=resnet_small"])}
@@ -83,7 +85,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cpu", action="store_true", help="toy models and two steps on the CPU (the test of this script)")
     p.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "learning-cache" / "learning.npz")
-    p.add_argument("--minutes-each", type=float, default=1.3, help="pre-training minutes of each arm")
+    p.add_argument("--minutes-each", type=float, default=1.0, help="pre-training minutes of each arm")
     p.add_argument("--arms", nargs="+", help="only these arms")
     p.add_argument("--out", type=Path, default=Path("gpu-learning.json"))
     args = p.parse_args()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue 27's GPU learning check (benchmarks/gpu_learning.py): the paper's Swin-T, the hybrid Swin-T
-# (resnet stem) and ResNet-50, pre-trained at equal wall time on the compact real-music cache and probed on the dev
-# labels beside their Random Init, in about 6 minutes on one H100/H200 with no internet. The cache
+# Issue 27's GPU learning check (benchmarks/gpu_learning.py): the paper's Swin-T, two hybrid Swin-Ts
+# (swin_t_hybrid, swin_t_hybrid32) and ResNet-50, pre-trained at equal wall time (1 minute each) on the compact
+# real-music cache and probed on the dev labels beside their Random Init, in about 7 minutes (estimated, not yet
+# run on a GPU) on one H100/H200 with no internet. The cache
 # (benchmarks/learning-cache/learning.npz, ignored by git) and .whl travel with the tree:
 #
 #   python benchmarks/learning_cache.py build --pretrain PT_CACHE --dev DEV_CACHE \
