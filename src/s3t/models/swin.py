@@ -52,7 +52,7 @@ SWIN_PRESETS = {
     # resnet_small's stem and stages 1–3 (stride 16), then two Swin stages at strides 16 and 32 (2.5 M)
     "swin_hybrid16": SwinPreset(128, (2, 2), (4, 8), patch_size=16, stem="resnet"),
     # the whole resnet_small (stride 32), then one Swin stage whose 8 × 8 window spans the map (no shift),
-    # starting as the identity: attention with Swin's relative position bias added to the CPU recipe (3.0 M)
+    # starting as the identity: attention with Swin's relative position bias added to the CPU recipe (2.89 M)
     "swin_hybrid32": SwinPreset(256, (2,), (8,), patch_size=32, stem="resnet", zero_init=True),
     # for model.preprocessor=native at 768 frames: a 12 × 96 grid, windows that never straddle a fold
     # (three stages: a fourth would merge an odd 3-row grid; 5.4 M parameters, as swin_mini's 5.1 M)
